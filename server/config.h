@@ -1,0 +1,37 @@
+/* Process configuration from ROASTERY_* environment variables (12-factor),
+ * validated once at start-up. */
+#ifndef ROASTERY_CONFIG_H
+#define ROASTERY_CONFIG_H
+
+#include <stddef.h>
+
+#include "log.h"
+
+typedef struct {
+    char *listen;       /* host:port for CivetWeb */
+    char *data_dir;     /* embedded PostgreSQL and local artifacts live here */
+    char *database_url; /* libpq conninfo; NULL = embedded PostgreSQL */
+    int http_threads;
+    int workers;          /* in-process workers of serve */
+    long max_body_bytes;  /* JSON request bodies */
+    log_level log_level;
+    int db_pool_size;
+    int statement_timeout_ms;
+    int migrate_on_start;
+    int lease_seconds;     /* operation lease; renewed every third of it */
+    int max_attempts;      /* per operation before it ends failed */
+    int poll_interval_ms;  /* workers poll even without NOTIFY */
+    int retry_base_ms;     /* first retry delay; doubles per attempt, with jitter */
+    int retry_max_ms;      /* cap on the retry delay */
+} config;
+
+/* Reads the environment into cfg. On a bad value writes one line to err
+ * (naming the variable, the value and what was expected) and returns
+ * RST_EINVAL. Strings in cfg are new: free with config_free. */
+int config_load(config *cfg, char *err, size_t errlen);
+void config_free(config *cfg);
+
+/* Writes the variables and their defaults (for --help). */
+void config_print_help(void);
+
+#endif

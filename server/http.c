@@ -1,0 +1,480 @@
+/* CivetWeb glue. One catch-all CivetWeb handler routes every request through
+ * our own table, so 404/405, problem+json, request ids, the access log and
+ * the metrics are handled in one place for every route. */
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "util.h"
+
+#include <civetweb.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PARAMS 8
+#define MAX_HEADERS_OUT 8
+#define JSON_MAX_DEPTH 32
+
+struct http_server {
+    struct mg_context *ctx;
+    const http_route *routes;
+    size_t nroutes;
+    http_options opts;
+};
+
+struct http_req {
+    struct mg_connection *conn;
+    const struct mg_request_info *ri;
+    http_server *srv;
+    const char *route; /* template, for logs and metrics */
+    char request_id[65];
+    const char *param_name[MAX_PARAMS];
+    char *param_value[MAX_PARAMS];
+    int nparams;
+    char *hdr_name[MAX_HEADERS_OUT];
+    char *hdr_value[MAX_HEADERS_OUT];
+    int nheaders;
+    int status;
+    size_t bytes;
+    int replied;
+};
+
+/* ---- routing ---------------------------------------------------------- */
+
+/* Matches one template against path; fills params when given. */
+static int template_match(const char *tpl, const char *path, http_req *req)
+{
+    const char *t = tpl, *p = path;
+    int n = 0;
+    while (*t && *p) {
+        if (*t == '{') {
+            const char *tend = strchr(t, '}');
+            const char *pend = strchr(p, '/');
+            if (!tend)
+                return 0;
+            if (!pend)
+                pend = p + strlen(p);
+            if (pend == p)
+                return 0; /* empty segment never matches a parameter */
+            if (req && n < MAX_PARAMS) {
+                /* Parameter names are the template text after '{' up to '}'. */
+                static _Thread_local char names[MAX_PARAMS][32];
+                size_t nl = (size_t)(tend - t - 1);
+                if (nl >= sizeof names[n])
+                    nl = sizeof names[n] - 1;
+                memcpy(names[n], t + 1, nl);
+                names[n][nl] = '\0';
+                req->param_name[n] = names[n];
+                req->param_value[n] = xstrndup(p, (size_t)(pend - p));
+            }
+            n++;
+            t = tend + 1;
+            p = pend;
+            continue;
+        }
+        if (*t != *p)
+            return 0;
+        t++;
+        p++;
+    }
+    if (*t || *p)
+        return 0;
+    if (req)
+        req->nparams = n < MAX_PARAMS ? n : MAX_PARAMS;
+    return 1;
+}
+
+int http_route_match(const http_route *routes, size_t n, const char *method, const char *path,
+                     int *path_known)
+{
+    *path_known = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!template_match(routes[i].path, path, NULL))
+            continue;
+        *path_known = 1;
+        if (!strcmp(routes[i].method, method))
+            return (int)i;
+    }
+    return -1;
+}
+
+/* ---- accessors -------------------------------------------------------- */
+
+void *http_app(http_req *req)
+{
+    return req->srv->opts.app;
+}
+
+const char *http_method(http_req *req)
+{
+    return req->ri->request_method;
+}
+
+const char *http_param(http_req *req, const char *name)
+{
+    for (int i = 0; i < req->nparams; i++)
+        if (!strcmp(req->param_name[i], name))
+            return req->param_value[i];
+    return NULL;
+}
+
+const char *http_header(http_req *req, const char *name)
+{
+    return mg_get_header(req->conn, name);
+}
+
+const char *http_request_id(http_req *req)
+{
+    return req->request_id;
+}
+
+int http_query(http_req *req, const char *name, char *dst, size_t dstlen)
+{
+    const char *qs = req->ri->query_string;
+    if (!qs)
+        return -1;
+    int n = mg_get_var(qs, strlen(qs), name, dst, dstlen);
+    return n < -1 ? -2 : n;
+}
+
+/* ---- responses -------------------------------------------------------- */
+
+void http_add_header(http_req *req, const char *name, const char *value)
+{
+    if (req->nheaders >= MAX_HEADERS_OUT)
+        return;
+    req->hdr_name[req->nheaders] = xstrdup(name);
+    req->hdr_value[req->nheaders] = xstrdup(value);
+    req->nheaders++;
+}
+
+void http_reply_bytes(http_req *req, int status, const char *content_type, const void *body,
+                      size_t len)
+{
+    if (req->replied)
+        return;
+    req->replied = 1;
+    req->status = status;
+    req->bytes = len;
+    char clen[32];
+    snprintf(clen, sizeof clen, "%zu", len);
+    mg_response_header_start(req->conn, status);
+    if (content_type)
+        mg_response_header_add(req->conn, "Content-Type", content_type, -1);
+    mg_response_header_add(req->conn, "Content-Length", clen, -1);
+    mg_response_header_add(req->conn, "X-Request-Id", req->request_id, -1);
+    mg_response_header_add(req->conn, "Cache-Control", "no-store", -1);
+    mg_response_header_add(req->conn, "X-Content-Type-Options", "nosniff", -1);
+    for (int i = 0; i < req->nheaders; i++)
+        mg_response_header_add(req->conn, req->hdr_name[i], req->hdr_value[i], -1);
+    mg_response_header_send(req->conn);
+    if (len && strcmp(req->ri->request_method, "HEAD"))
+        mg_write(req->conn, body, len);
+}
+
+void http_reply_json(http_req *req, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) {
+        http_reply_bytes(req, status, "application/json", "{}", 2);
+        return;
+    }
+    http_reply_bytes(req, status, "application/json", text, strlen(text));
+    free(text);
+}
+
+void http_reply_empty(http_req *req, int status)
+{
+    http_reply_bytes(req, status, NULL, "", 0);
+}
+
+static void problem_send(http_req *req, int status, const char *slug, const char *title,
+                         json_t *errors, const char *detail)
+{
+    char type[128];
+    snprintf(type, sizeof type, HTTP_PROBLEM_BASE "%s", slug);
+    json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "type", type, "title", title,
+                          "status", status, "detail", detail, "instance", req->ri->local_uri,
+                          "request_id", req->request_id);
+    if (errors)
+        json_object_set_new(p, "errors", errors);
+    char *text = json_dumps(p, JSON_COMPACT);
+    json_decref(p);
+    http_reply_bytes(req, status, "application/problem+json", text, strlen(text));
+    free(text);
+}
+
+void http_problem(http_req *req, int status, const char *slug, const char *title,
+                  json_t *errors, const char *detail_fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, detail_fmt);
+    vsnprintf(detail, sizeof detail, detail_fmt, ap);
+    va_end(ap);
+    problem_send(req, status, slug, title, errors, detail);
+}
+
+void http_problem_unavailable(http_req *req)
+{
+    http_add_header(req, "Retry-After", "5");
+    http_problem(req, 503, "unavailable", "Service unavailable", NULL,
+                 "the database cannot be reached; retry later");
+}
+
+void http_problem_field(http_req *req, const char *field, const char *reason)
+{
+    json_t *errors = json_pack("[{s:s, s:s}]", "field", field, "reason", reason);
+    http_problem(req, 400, "validation", "Invalid request", errors, "%s: %s", field, reason);
+}
+
+/* ---- bodies ----------------------------------------------------------- */
+
+static int json_depth_ok(json_t *v, int depth)
+{
+    if (depth > JSON_MAX_DEPTH)
+        return 0;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *c;
+        json_object_foreach(v, k, c) if (!json_depth_ok(c, depth + 1)) return 0;
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(v, i, c) if (!json_depth_ok(c, depth + 1)) return 0;
+    }
+    return 1;
+}
+
+static int is_json_type(const char *ct)
+{
+    if (!ct)
+        return 0;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strcspn(ct, "; ");
+    return (n == 16 && !strncasecmp(ct, "application/json", 16));
+}
+
+int http_read_json(http_req *req, json_t **out)
+{
+    *out = NULL;
+    long limit = req->srv->opts.max_body_bytes;
+    if (!is_json_type(http_header(req, "Content-Type"))) {
+        http_problem(req, 415, "unsupported-media-type", "Unsupported media type", NULL,
+                     "the body must be application/json");
+        return RST_EINVAL;
+    }
+    long long declared = req->ri->content_length;
+    if (declared > limit) {
+        http_problem(req, 413, "body-too-large", "Request body too large", NULL,
+                     "the body is %lld bytes; the limit is %ld", declared, limit);
+        return RST_ETOOBIG;
+    }
+    buf_t b;
+    buf_init(&b, (size_t)limit);
+    char chunk[8192];
+    for (;;) {
+        int n = mg_read(req->conn, chunk, sizeof chunk);
+        if (n <= 0)
+            break;
+        if (buf_append(&b, chunk, (size_t)n)) {
+            buf_free(&b);
+            http_problem(req, 413, "body-too-large", "Request body too large", NULL,
+                         "the body is larger than the limit of %ld bytes", limit);
+            return RST_ETOOBIG;
+        }
+    }
+    /* A short body reads as EOF: compare with what was declared. */
+    if (declared >= 0 && (long long)b.len != declared) {
+        buf_free(&b);
+        http_problem(req, 400, "malformed-body", "Malformed request body", NULL,
+                     "the body ended after %zu of %lld declared bytes", b.len, declared);
+        return RST_EINVAL;
+    }
+    json_error_t err;
+    json_t *v = json_loadb(b.data ? b.data : "", b.len, JSON_REJECT_DUPLICATES, &err);
+    buf_free(&b);
+    if (!v) {
+        json_t *errors = json_pack("[{s:s, s:s, s:i, s:i}]", "field", "body", "reason", err.text,
+                                   "line", err.line, "column", err.column);
+        http_problem(req, 400, "malformed-json", "Malformed JSON", errors,
+                     "line %d, column %d: %s", err.line, err.column, err.text);
+        return RST_EINVAL;
+    }
+    if (!json_is_object(v) || !json_depth_ok(v, 0)) {
+        json_decref(v);
+        http_problem_field(req, "body",
+                           "must be a JSON object nested at most 32 levels deep");
+        return RST_EINVAL;
+    }
+    *out = v;
+    return RST_OK;
+}
+
+/* ---- dispatch --------------------------------------------------------- */
+
+static int valid_request_id(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        unsigned char c = (unsigned char)s[n];
+        if (!(isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':'))
+            return 0;
+        if (n >= 64)
+            return 0;
+    }
+    return n > 0;
+}
+
+static void allow_header(http_req *req, const char *path)
+{
+    buf_t allow;
+    buf_init(&allow, 0);
+    http_server *s = req->srv;
+    for (size_t i = 0; i < s->nroutes; i++) {
+        if (!template_match(s->routes[i].path, path, NULL))
+            continue;
+        if (allow.len)
+            buf_puts(&allow, ", ");
+        buf_puts(&allow, s->routes[i].method);
+        if (!strcmp(s->routes[i].method, "GET"))
+            buf_puts(&allow, ", HEAD");
+    }
+    buf_puts(&allow, ", OPTIONS");
+    http_add_header(req, "Allow", allow.data);
+    buf_free(&allow);
+}
+
+static int dispatch(struct mg_connection *conn, void *cbdata)
+{
+    http_server *srv = cbdata;
+    int64_t start = now_ms_monotonic();
+    http_req req;
+    memset(&req, 0, sizeof req);
+    req.conn = conn;
+    req.ri = mg_get_request_info(conn);
+    req.srv = srv;
+    req.route = "unmatched";
+
+    const char *rid = mg_get_header(conn, "X-Request-Id");
+    if (rid && valid_request_id(rid))
+        snprintf(req.request_id, sizeof req.request_id, "%s", rid);
+    else
+        random_hex_id(req.request_id);
+    log_set_request_id(req.request_id);
+
+    const char *method = req.ri->request_method;
+    const char *path = req.ri->local_uri ? req.ri->local_uri : "/";
+    const char *match_method = !strcmp(method, "HEAD") ? "GET" : method;
+    int known = 0;
+    int idx = http_route_match(srv->routes, srv->nroutes, match_method, path, &known);
+    if (idx >= 0) {
+        const http_route *r = &srv->routes[idx];
+        req.route = r->path;
+        template_match(r->path, path, &req);
+        r->handler(&req);
+        if (!req.replied) {
+            log_msg(LOG_ERROR, "handler for %s %s sent no reply", r->method, r->path);
+            http_problem(&req, 500, "internal", "Internal error", NULL, "no response was produced");
+        }
+    } else if (known && !strcmp(method, "OPTIONS")) {
+        allow_header(&req, path);
+        http_reply_empty(&req, 204);
+    } else if (known) {
+        allow_header(&req, path);
+        http_problem(&req, 405, "method-not-allowed", "Method not allowed", NULL,
+                     "%.16s is not allowed on this resource", method);
+    } else {
+        http_problem(&req, 404, "not-found", "Not found", NULL, "no resource at this path");
+    }
+
+    double secs = (double)(now_ms_monotonic() - start) / 1000.0;
+    /* Methods outside the table are logged under one label to bound the series. */
+    static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
+                                          "OPTIONS"};
+    const char *mlabel = "OTHER";
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (!strcmp(methods[i], method))
+            mlabel = methods[i];
+    metrics_observe_request(mlabel, req.route, req.status, secs);
+    if (log_enabled(LOG_INFO))
+        log_fields(LOG_INFO, "request",
+                   json_pack("{s:s, s:s, s:s, s:i, s:I, s:f, s:s}", "method", mlabel, "route",
+                             req.route, "path", path, "status", req.status, "bytes",
+                             (json_int_t)req.bytes, "duration_ms", secs * 1000.0, "remote",
+                             req.ri->remote_addr));
+    log_set_request_id(NULL);
+    for (int i = 0; i < req.nparams; i++)
+        free(req.param_value[i]);
+    for (int i = 0; i < req.nheaders; i++) {
+        free(req.hdr_name[i]);
+        free(req.hdr_value[i]);
+    }
+    return req.status;
+}
+
+static int log_civetweb(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    log_fields(LOG_WARN, "civetweb", json_pack("{s:s}", "detail", message));
+    return 1;
+}
+
+http_server *http_server_start(const http_options *opts, const http_route *routes,
+                               size_t nroutes)
+{
+    http_server *srv = xcalloc(1, sizeof *srv);
+    srv->routes = routes;
+    srv->nroutes = nroutes;
+    srv->opts = *opts;
+    char threads[16];
+    snprintf(threads, sizeof threads, "%d", opts->threads);
+    /* tcp_nodelay: without it keep-alive requests wait ~40 ms (Nagle and
+     * delayed ACK). Empty CORS methods: OPTIONS reaches our router instead of
+     * CivetWeb answering pre-flights with '*'. */
+    const char *options[] = {"listening_ports",
+                             opts->listen,
+                             "num_threads",
+                             threads,
+                             "enable_keep_alive",
+                             "yes",
+                             "keep_alive_timeout_ms",
+                             "5000",
+                             "tcp_nodelay",
+                             "1",
+                             "request_timeout_ms",
+                             "10000",
+                             "enable_directory_listing",
+                             "no",
+                             "access_control_allow_methods",
+                             "",
+                             "listen_backlog",
+                             "512",
+                             "connection_queue",
+                             "256",
+                             NULL};
+    struct mg_callbacks cb;
+    memset(&cb, 0, sizeof cb);
+    cb.log_message = log_civetweb;
+    srv->ctx = mg_start(&cb, NULL, options);
+    if (!srv->ctx) {
+        log_fields(LOG_ERROR, "cannot start the HTTP server",
+                   json_pack("{s:s}", "listen", opts->listen));
+        free(srv);
+        return NULL;
+    }
+    mg_set_request_handler(srv->ctx, "/", dispatch, srv);
+    return srv;
+}
+
+void http_server_stop(http_server *srv)
+{
+    if (!srv)
+        return;
+    mg_stop(srv->ctx);
+    free(srv);
+}

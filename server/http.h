@@ -1,0 +1,79 @@
+/* HTTP plumbing over CivetWeb: a route table with path templates, bounded
+ * JSON bodies, problem+json errors, request ids and the access log. */
+#ifndef ROASTERY_HTTP_H
+#define ROASTERY_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+typedef struct http_req http_req;
+typedef struct http_server http_server;
+
+/* A handler answers through http_reply_* or http_problem exactly once. */
+typedef void (*http_handler)(http_req *req);
+
+typedef struct {
+    const char *method;   /* "GET", "POST", ... */
+    const char *path;     /* template, e.g. "/api/v1/operations/{id}" */
+    http_handler handler;
+} http_route;
+
+typedef struct {
+    const char *listen;
+    int threads;
+    long max_body_bytes;
+    void *app; /* handed to handlers through http_app */
+} http_options;
+
+/* Starts serving routes (borrowed: must outlive the server).
+ * new: stop with http_server_stop; NULL (and a log line) when CivetWeb
+ * cannot start, e.g. the port is taken. */
+http_server *http_server_start(const http_options *opts, const http_route *routes,
+                               size_t nroutes);
+/* Stops accepting, lets in-flight requests finish, frees the server. */
+void http_server_stop(http_server *srv);
+
+/* Finds the route for method+path. Returns the route index, or -1 with
+ * *path_known set when the path exists under another method (405).
+ * Exposed for tests. params receives up to 8 (name,value) pairs. */
+int http_route_match(const http_route *routes, size_t n, const char *method, const char *path,
+                     int *path_known);
+
+/* Request accessors. Returned strings are borrowed: valid during the handler. */
+void *http_app(http_req *req);
+const char *http_method(http_req *req);
+const char *http_param(http_req *req, const char *name);
+const char *http_header(http_req *req, const char *name);
+const char *http_request_id(http_req *req);
+/* Copies query parameter name into dst. Returns its length, -1 when absent,
+ * -2 when longer than dstlen-1. */
+int http_query(http_req *req, const char *name, char *dst, size_t dstlen);
+
+/* Reads and parses the JSON body. On failure answers the request itself
+ * (400, 413 or 415 problem) and returns non-zero. new: *out, json_decref. */
+int http_read_json(http_req *req, json_t **out);
+
+/* Adds a response header for the reply to come. Copies both strings. */
+void http_add_header(http_req *req, const char *name, const char *value);
+
+/* Sends body as application/json. Steals body. */
+void http_reply_json(http_req *req, int status, json_t *body);
+/* Sends len bytes of body (borrowed) with the given content type. */
+void http_reply_bytes(http_req *req, int status, const char *content_type, const void *body,
+                      size_t len);
+void http_reply_empty(http_req *req, int status);
+
+/* Sends an RFC 9457 problem. slug names the stable type URI
+ * (https://roastery.dev/problems/<slug>); errors, when given, is an array of
+ * {field, reason} objects and is stolen. */
+void http_problem(http_req *req, int status, const char *slug, const char *title,
+                  json_t *errors, const char *detail_fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+/* 503 with Retry-After for a database that cannot be reached. */
+void http_problem_unavailable(http_req *req);
+/* 400 with one field error. */
+void http_problem_field(http_req *req, const char *field, const char *reason);
+
+#define HTTP_PROBLEM_BASE "https://roastery.dev/problems/"
+
+#endif

@@ -1,0 +1,59 @@
+/* Small shared helpers: allocation that aborts on OOM, a bounded growable
+ * buffer, strict number parsing and clocks. */
+#ifndef ROASTERY_UTIL_H
+#define ROASTERY_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Status codes shared by every module: 0 is success, failures are negative. */
+enum {
+    RST_OK = 0,
+    RST_ENOMEM = -1,
+    RST_EINVAL = -2,
+    RST_ETOOBIG = -3,
+    RST_EDB = -4,
+    RST_ENOTFOUND = -5,
+    RST_ECONFLICT = -6,
+    RST_EIO = -7,
+    RST_EUNAVAIL = -8,
+};
+
+/* Internal allocations: never return NULL (log and abort on OOM). */
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* new: caller frees with free() */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A growable byte buffer with a hard cap; data is always NUL-terminated. */
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+    size_t limit; /* 0 = no limit */
+} buf_t;
+
+void buf_init(buf_t *b, size_t limit);
+/* Returns RST_OK or RST_ETOOBIG (buffer unchanged) when limit would be passed. */
+int buf_append(buf_t *b, const void *data, size_t n);
+int buf_puts(buf_t *b, const char *s);
+int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Frees the data; the buffer may be reused after buf_init. */
+void buf_free(buf_t *b);
+
+/* Strict parsers: whole string, range checked. RST_OK or RST_EINVAL. */
+int parse_long(const char *s, long min, long max, long *out);
+int parse_bool(const char *s, int *out);
+
+/* Clocks in milliseconds. */
+int64_t now_ms_monotonic(void);
+int64_t now_ms_wall(void);
+
+/* Fills out with 16 random bytes hex-encoded (32 chars + NUL). */
+void random_hex_id(char out[33]);
+
+#endif

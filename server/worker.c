@@ -1,0 +1,167 @@
+/* Worker pool. A notification only says "look now"; workers always re-query,
+ * so a lost NOTIFY costs at most one poll interval. */
+#include "worker.h"
+#include "db.h"
+#include "log.h"
+#include "ops.h"
+#include "util.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    worker_pool *wp;
+    int index;
+    char owner[160];
+    pthread_t thread;
+} worker;
+
+struct worker_pool {
+    char *conninfo;
+    config cfg; /* copy of the scalar settings; strings not used */
+    int n;
+    worker *workers;
+    pthread_t heartbeat;
+    char owner_prefix[128];
+    _Atomic int stopping;
+    int wake[2]; /* self-pipe: readable once stop is asked */
+};
+
+static void nap(worker_pool *wp, PGconn *conn, int ms)
+{
+    struct pollfd fds[2];
+    int nfds = 1;
+    fds[0].fd = wp->wake[0];
+    fds[0].events = POLLIN;
+    if (conn && PQsocket(conn) >= 0) {
+        fds[1].fd = PQsocket(conn);
+        fds[1].events = POLLIN;
+        nfds = 2;
+    }
+    if (poll(fds, (nfds_t)nfds, ms) > 0 && conn) {
+        PQconsumeInput(conn);
+        PGnotify *n;
+        while ((n = PQnotifies(conn)))
+            PQfreemem(n);
+    }
+}
+
+static PGconn *listen_conn(worker_pool *wp)
+{
+    /* Operations may run long: no statement timeout on worker connections
+     * beyond a generous bound, handlers set their own. */
+    PGconn *c = db_connect(wp->conninfo, 600000);
+    if (!c)
+        return NULL;
+    PGresult *r = db_exec(c, "LISTEN roastery_operations", 0, NULL, NULL);
+    if (!r) {
+        PQfinish(c);
+        return NULL;
+    }
+    PQclear(r);
+    return c;
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    worker_pool *wp = w->wp;
+    ops_settings s = {.owner = w->owner,
+                      .lease_seconds = wp->cfg.lease_seconds,
+                      .retry_base_ms = wp->cfg.retry_base_ms,
+                      .retry_max_ms = wp->cfg.retry_max_ms,
+                      .stopping = &wp->stopping};
+    PGconn *conn = NULL;
+    int backoff_ms = 200;
+    while (!wp->stopping) {
+        if (!conn || PQstatus(conn) != CONNECTION_OK) {
+            PQfinish(conn);
+            conn = listen_conn(wp);
+            if (!conn) {
+                nap(wp, NULL, backoff_ms);
+                backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
+                continue;
+            }
+            backoff_ms = 200;
+        }
+        int ran = ops_run_one(conn, &s);
+        if (ran == 1)
+            continue; /* more may be due: look again at once */
+        nap(wp, conn, wp->cfg.poll_interval_ms);
+    }
+    PQfinish(conn);
+    return NULL;
+}
+
+static void *heartbeat_main(void *arg)
+{
+    worker_pool *wp = arg;
+    PGconn *conn = NULL;
+    int period_ms = wp->cfg.lease_seconds * 1000 / 3;
+    while (!wp->stopping) {
+        if (!conn || PQstatus(conn) != CONNECTION_OK) {
+            PQfinish(conn);
+            conn = db_connect(wp->conninfo, 5000);
+        }
+        if (conn)
+            ops_heartbeat(conn, wp->owner_prefix, wp->cfg.lease_seconds);
+        nap(wp, NULL, period_ms);
+    }
+    PQfinish(conn);
+    return NULL;
+}
+
+worker_pool *worker_pool_start(const char *conninfo, int n, const config *cfg)
+{
+    if (n <= 0)
+        return NULL;
+    worker_pool *wp = xcalloc(1, sizeof *wp);
+    wp->conninfo = xstrdup(conninfo);
+    wp->cfg = *cfg;
+    wp->cfg.listen = wp->cfg.data_dir = wp->cfg.database_url = NULL;
+    wp->n = n;
+    if (pipe(wp->wake))
+        abort();
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    char rnd[33];
+    random_hex_id(rnd);
+    /* host:pid:random makes owners unique across replicas and restarts. */
+    snprintf(wp->owner_prefix, sizeof wp->owner_prefix, "%.60s:%d:%.8s:", host, (int)getpid(),
+             rnd);
+    wp->workers = xcalloc((size_t)n, sizeof *wp->workers);
+    for (int i = 0; i < n; i++) {
+        worker *w = &wp->workers[i];
+        w->wp = wp;
+        w->index = i;
+        snprintf(w->owner, sizeof w->owner, "%sw%d", wp->owner_prefix, i);
+        pthread_create(&w->thread, NULL, worker_main, w);
+    }
+    pthread_create(&wp->heartbeat, NULL, heartbeat_main, wp);
+    log_fields(LOG_INFO, "workers started",
+               json_pack("{s:i, s:s}", "workers", n, "owner", wp->owner_prefix));
+    return wp;
+}
+
+void worker_pool_stop(worker_pool *wp)
+{
+    if (!wp)
+        return;
+    wp->stopping = 1;
+    ssize_t w = write(wp->wake[1], "x", 1);
+    (void)w;
+    for (int i = 0; i < wp->n; i++)
+        pthread_join(wp->workers[i].thread, NULL);
+    pthread_join(wp->heartbeat, NULL);
+    close(wp->wake[0]);
+    close(wp->wake[1]);
+    free(wp->workers);
+    free(wp->conninfo);
+    free(wp);
+    log_msg(LOG_INFO, "workers stopped");
+}
