@@ -191,14 +191,37 @@ void http_reply_empty(http_req *req, int status)
     http_reply_bytes(req, status, NULL, "", 0);
 }
 
+/* Copies a request path for JSON and logs: bytes outside printable ASCII
+ * are percent-encoded, since a decoded path may hold anything. */
+static void printable_path(const char *in, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (; *in && o + 4 < outlen; in++) {
+        unsigned char c = (unsigned char)*in;
+        if (c < 0x20 || c >= 0x7f || c == '%') {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o] = '\0';
+}
+
 static void problem_send(http_req *req, int status, const char *slug, const char *title,
                          json_t *errors, const char *detail)
 {
-    char type[128];
+    char type[128], instance[512];
     snprintf(type, sizeof type, HTTP_PROBLEM_BASE "%s", slug);
-    json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "type", type, "title", title,
-                          "status", status, "detail", detail, "instance", req->ri->local_uri,
-                          "request_id", req->request_id);
+    printable_path(req->ri->local_uri ? req->ri->local_uri : "/", instance, sizeof instance);
+    json_t *d = json_string(detail);
+    if (!d) /* not UTF-8: say so rather than echo the bytes */
+        d = json_string("the request holds bytes that are not UTF-8");
+    json_t *p = json_pack("{s:s, s:s, s:i, s:o, s:s, s:s}", "type", type, "title", title,
+                          "status", status, "detail", d, "instance", instance, "request_id",
+                          req->request_id);
     if (errors)
         json_object_set_new(p, "errors", errors);
     char *text = json_dumps(p, JSON_COMPACT);
@@ -401,10 +424,12 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
         if (!strcmp(methods[i], method))
             mlabel = methods[i];
     metrics_observe_request(mlabel, req.route, req.status, secs);
+    char logged_path[512];
+    printable_path(path, logged_path, sizeof logged_path);
     if (log_enabled(LOG_INFO))
         log_fields(LOG_INFO, "request",
                    json_pack("{s:s, s:s, s:s, s:i, s:I, s:f, s:s}", "method", mlabel, "route",
-                             req.route, "path", path, "status", req.status, "bytes",
+                             req.route, "path", logged_path, "status", req.status, "bytes",
                              (json_int_t)req.bytes, "duration_ms", secs * 1000.0, "remote",
                              req.ri->remote_addr));
     log_set_request_id(NULL);

@@ -131,7 +131,7 @@ class ApiTest(unittest.TestCase):
     def test_request_id_echoed_or_generated(self):
         _, hdrs, _ = self.srv.request("GET", "/healthz", headers={"X-Request-Id": "nb-42.a"})
         self.assertEqual(hdrs["x-request-id"], "nb-42.a")
-        _, hdrs, _ = self.srv.request("GET", "/healthz", headers={"X-Request-Id": "bad id\x01"})
+        _, hdrs, _ = self.srv.request("GET", "/healthz", headers={"X-Request-Id": "bad id; drop"})
         self.assertRegex(hdrs["x-request-id"], r"^[0-9a-f]{32}$")
         self.assertIn("nb-42.a", self.srv.read_log())
 
