@@ -4,10 +4,25 @@
 
 #include <stddef.h>
 
+#include <libpq-fe.h>
+
 #include "http.h"
 
 /* borrowed: a static table; *count receives its length. */
 const http_route *api_routes(size_t *count);
+
+/* common.c: borrowed connection or a 503 answer (NULL). */
+PGconn *api_conn(http_req *req);
+void api_release(http_req *req, PGconn *c);
+/* ETag "v<version>" header. */
+void api_etag(http_req *req, const char *version);
+/* Answers 412 and returns 1 when If-Match names another version. */
+int api_if_match_fails(http_req *req, const char *version);
+/* Reads ?limit= (1..200, default 50); answers 400 and returns 1 when bad. */
+int api_limit(http_req *req, long *limit);
+/* Replies {"items":[...], "next_cursor"} from a result fetched with limit+1
+ * rows: json_col holds each item, cursor_col the cursor value. */
+void api_reply_page(http_req *req, PGresult *r, int cursor_col, int json_col, long limit);
 
 /* health.c */
 void api_healthz(http_req *req);
@@ -19,5 +34,33 @@ void api_openapi(http_req *req);
 void api_operations_list(http_req *req);
 void api_operations_show(http_req *req);
 void api_operations_cancel(http_req *req);
+
+/* projects.c */
+void api_projects_create(http_req *req);
+void api_projects_list(http_req *req);
+void api_projects_show(http_req *req);
+void api_projects_update(http_req *req);
+void api_members_list(http_req *req);
+void api_members_put(http_req *req);
+void api_members_delete(http_req *req);
+
+/* stores.c */
+void api_stores_create(http_req *req);
+void api_stores_list(http_req *req);
+void api_stores_show(http_req *req);
+void api_stores_update(http_req *req);
+void api_store_managers_list(http_req *req);
+void api_store_managers_put(http_req *req);
+void api_store_managers_delete(http_req *req);
+
+/* me.c, users.c, audit.c */
+void api_me(http_req *req);
+void api_users_list(http_req *req);
+void api_audit_list(http_req *req);
+
+/* dev_auth.c: the local issuer, only with ROASTERY_AUTH=dev */
+void api_dev_jwks(http_req *req);
+void api_dev_token(http_req *req);
+void api_dev_sign_in(http_req *req);
 
 #endif

@@ -3,6 +3,7 @@
 #include "api.h"
 #include "app.h"
 #include "ops.h"
+#include "policy.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -18,6 +19,13 @@
     " 'lease_owner', o.lease_owner, 'lease_expires_at', o.lease_expires_at,"                       \
     " 'input', o.input, 'output', o.output, 'error', o.error"
 
+/* Who sees an operation: admins, its creator, and members of the project
+ * named by its subject (projects/<id>/...). Takes $2 admin, $3 oid. */
+#define VISIBLE(admin, oid)                                                                        \
+    "(" admin "::boolean OR o.created_by = " oid " OR EXISTS (SELECT 1 FROM project_members m"    \
+    " WHERE m.user_oid = " oid " AND split_part(o.subject, '/', 1) = 'projects'"                  \
+    " AND split_part(o.subject, '/', 2) = m.project_id))"
+
 static const char SQL_SHOW[] =
     "SELECT jsonb_build_object(" OPERATION_FIELDS ", 'actions', coalesce(("
     " SELECT jsonb_agg(jsonb_build_object('position', a.position, 'step', a.step,"
@@ -27,13 +35,13 @@ static const char SQL_SHOW[] =
     "  'duration_ms', round(extract(epoch FROM a.finished_at - a.started_at) * 1000))"
     "  ORDER BY a.position)"
     " FROM operation_actions a WHERE a.operation_id = o.id), '[]'::jsonb))::text"
-    " FROM operations o WHERE o.id = $1::uuid";
+    " FROM operations o WHERE o.id = $1::uuid AND " VISIBLE("$2", "$3");
 
 static const char SQL_LIST[] =
     "SELECT o.seq, jsonb_build_object(" OPERATION_FIELDS ")::text FROM operations o"
     " WHERE ($1::text IS NULL OR o.state = $1) AND ($2::text IS NULL OR o.kind = $2)"
     " AND ($3::text IS NULL OR o.subject = $3) AND ($4::bigint IS NULL OR o.seq < $4)"
-    " ORDER BY o.seq DESC LIMIT $5::int";
+    " AND " VISIBLE("$6", "$7") " ORDER BY o.seq DESC LIMIT $5::int";
 
 static int is_uuid(const char *s)
 {
@@ -72,8 +80,9 @@ void api_operations_show(http_req *req)
         http_problem_unavailable(req);
         return;
     }
-    const char *p[] = {id};
-    PGresult *r = db_exec(c, SQL_SHOW, 1, p, NULL);
+    caller *who = access_caller(req);
+    const char *p[] = {id, policy_is_admin(who) ? "t" : "f", who->id.oid};
+    PGresult *r = db_exec(c, SQL_SHOW, 3, p, NULL);
     db_release(app->pool, c);
     if (!r) {
         http_problem_unavailable(req);
@@ -135,14 +144,20 @@ void api_operations_list(http_req *req)
     }
     char lim[24];
     snprintf(lim, sizeof lim, "%ld", limit + 1); /* one more tells whether a next page exists */
-    const char *p[] = {has_state >= 0 ? state : NULL, has_kind >= 0 ? kind : NULL,
-                       has_subject >= 0 ? subject : NULL, has_cursor >= 0 ? seq_s : NULL, lim};
+    caller *who = access_caller(req);
+    const char *p[] = {has_state >= 0 ? state : NULL,
+                       has_kind >= 0 ? kind : NULL,
+                       has_subject >= 0 ? subject : NULL,
+                       has_cursor >= 0 ? seq_s : NULL,
+                       lim,
+                       policy_is_admin(who) ? "t" : "f",
+                       who->id.oid};
     PGconn *c = NULL;
     if (db_acquire(app->pool, 2000, &c)) {
         http_problem_unavailable(req);
         return;
     }
-    PGresult *r = db_exec(c, SQL_LIST, 5, p, NULL);
+    PGresult *r = db_exec(c, SQL_LIST, 7, p, NULL);
     db_release(app->pool, c);
     if (!r) {
         http_problem_unavailable(req);
@@ -168,22 +183,55 @@ void api_operations_list(http_req *req)
     buf_free(&out);
 }
 
+/* May who cancel the visible operation id? Its creator, admins, and
+ * contributors of its project may. */
+static policy_decision may_cancel(PGconn *c, caller *who, const char *id)
+{
+    const char *p[] = {id, policy_is_admin(who) ? "t" : "f", who->id.oid};
+    PGresult *r = db_exec(c,
+                          "SELECT o.created_by = $3 OR $2::boolean, split_part(o.subject, '/', 1),"
+                          " split_part(o.subject, '/', 2) FROM operations o"
+                          " WHERE o.id = $1::uuid AND " VISIBLE("$2", "$3"),
+                          3, p, NULL);
+    if (!r)
+        return POLICY_ERROR;
+    policy_decision d = POLICY_HIDDEN;
+    if (PQntuples(r) == 1) {
+        if (PQgetvalue(r, 0, 0)[0] == 't')
+            d = POLICY_ALLOW;
+        else if (!strcmp(PQgetvalue(r, 0, 1), "projects"))
+            d = policy_check(c, who, ACT_PROJECT_WRITE, PQgetvalue(r, 0, 2));
+        else
+            d = POLICY_FORBIDDEN;
+    }
+    PQclear(r);
+    return d;
+}
+
 void api_operations_cancel(http_req *req)
 {
     app_ctx *app = http_app(req);
+    caller *who = access_caller(req);
     const char *id = operation_id(req);
     if (!id)
         return;
+    char subject[64];
+    snprintf(subject, sizeof subject, "operations/%s", id);
+    access_set_subject(req, subject);
     PGconn *c = NULL;
     if (db_acquire(app->pool, 2000, &c)) {
         http_problem_unavailable(req);
         return;
     }
+    if (policy_answer(req, may_cancel(c, who, id), "cancel this operation")) {
+        db_release(app->pool, c);
+        return;
+    }
     int rc = ops_request_cancel(c, id);
     PGresult *r = NULL;
     if (rc == RST_OK) {
-        const char *p[] = {id};
-        r = db_exec(c, SQL_SHOW, 1, p, NULL);
+        const char *p[] = {id, "t", who->id.oid};
+        r = db_exec(c, SQL_SHOW, 3, p, NULL);
     }
     db_release(app->pool, c);
     if (rc == RST_ENOTFOUND) {

@@ -5,9 +5,14 @@
 #include "config.h"
 #include "db.h"
 
+typedef struct access_guard access_guard;
+typedef struct devissuer devissuer;
+
 typedef struct {
     const config *cfg;
     db_pool *pool;
+    access_guard *guard;
+    devissuer *dev; /* the local issuer with ROASTERY_AUTH=dev, else NULL */
 } app_ctx;
 
 #endif

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { V_STRING, V_INT, V_BOOL, V_LEVEL, V_LISTEN } var_kind;
+typedef enum { V_STRING, V_INT, V_BOOL, V_LEVEL, V_LISTEN, V_CHOICE } var_kind;
 
 typedef struct {
     const char *name;
@@ -49,6 +49,32 @@ static const var_spec vars[] = {
      "delay before the first retry of a failed operation step"},
     {"ROASTERY_RETRY_MAX_MS", V_INT, "300000", 10, 86400000, OFF(retry_max_ms),
      "longest delay between retries"},
+    {"ROASTERY_AUTH", V_CHOICE, "azuread", 0, 0, OFF(auth),
+     "azuread (Entra ID tokens) or dev (a local issuer for the demo, loopback only)"},
+    {"ROASTERY_AAD_JWKS_URL", V_STRING,
+     "https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys", 0, 0, OFF(aad_jwks_url),
+     "signing keys of the tenant (https, http://127.0.0.1 or file:// for tests)"},
+    {"ROASTERY_AAD_TENANT_ID", V_STRING, NULL, 0, 0, OFF(aad_tenant_id),
+     "accepted tenant ids (tid), comma-separated; required with ROASTERY_AUTH=azuread"},
+    {"ROASTERY_AAD_AUDIENCE", V_STRING, NULL, 0, 0, OFF(aad_audience),
+     "accepted audiences (aud), comma-separated, e.g. api://roastery,<client-id>"},
+    {"ROASTERY_AAD_ACCEPT_V1", V_BOOL, "0", 0, 0, OFF(aad_accept_v1),
+     "also accept v1 tokens (iss https://sts.windows.net/{tid}/)"},
+    {"ROASTERY_AAD_CLOCK_SKEW_SECONDS", V_INT, "300", 0, 3600, OFF(aad_clock_skew_seconds),
+     "tolerance on exp, nbf and iat"},
+    {"ROASTERY_AAD_JWKS_MIN_REFETCH_SECONDS", V_INT, "60", 1, 86400,
+     OFF(aad_jwks_min_refetch_seconds),
+     "shortest time between two JWKS fetches (an unknown kid triggers one)"},
+    {"ROASTERY_AAD_REQUIRED_SCOPE", V_STRING, "access_as_user", 0, 0, OFF(aad_required_scope),
+     "scope a delegated token (scp) must carry"},
+    {"ROASTERY_AAD_ROLE_MAP", V_STRING, NULL, 0, 0, OFF(aad_role_map),
+     "app-role claim values to roles, e.g. Platform.Admin=PlatformAdmin,Data.Scientist=DataScientist"},
+    {"ROASTERY_AUTH_DEV_ALLOW_REMOTE", V_BOOL, "0", 0, 0, OFF(auth_dev_allow_remote),
+     "let dev auth listen on a non-loopback address (never in production)"},
+    {"ROASTERY_RATE_LIMIT_PER_SECOND", V_INT, "50", 0, 1000000, OFF(rate_limit_per_second),
+     "requests per second each identity may sustain (0 = unlimited)"},
+    {"ROASTERY_RATE_LIMIT_BURST", V_INT, "200", 1, 1000000, OFF(rate_limit_burst),
+     "requests an identity may make at once before the rate applies"},
 };
 
 static int valid_listen(const char *v)
@@ -103,6 +129,13 @@ int config_load(config *cfg, char *err, size_t errlen)
             }
             *(int *)field = b;
             break;
+        case V_CHOICE:
+            if (strcmp(val, "azuread") && strcmp(val, "dev")) {
+                snprintf(err, errlen, "%s=%s: expected azuread or dev", s->name, val);
+                goto bad;
+            }
+            *(char **)field = xstrdup(val);
+            break;
         case V_LEVEL:
             if (log_level_parse(val, (log_level *)field)) {
                 snprintf(err, errlen, "%s=%s: expected one of debug, info, warn, error", s->name,
@@ -118,12 +151,30 @@ bad:
     return RST_EINVAL;
 }
 
+int config_check_auth(const config *cfg, char *err, size_t errlen)
+{
+    if (!strcmp(cfg->auth, "azuread") && (!cfg->aad_tenant_id || !cfg->aad_audience)) {
+        snprintf(err, errlen,
+                 "%s is unset: expected the tenant id(s) and audience(s) to accept with "
+                 "ROASTERY_AUTH=azuread (or ROASTERY_AUTH=dev for the local demo issuer)",
+                 cfg->aad_tenant_id ? "ROASTERY_AAD_AUDIENCE" : "ROASTERY_AAD_TENANT_ID");
+        return RST_EINVAL;
+    }
+    return RST_OK;
+}
+
 void config_free(config *cfg)
 {
     free(cfg->listen);
     free(cfg->data_dir);
     free(cfg->database_url);
-    cfg->listen = cfg->data_dir = cfg->database_url = NULL;
+    free(cfg->auth);
+    free(cfg->aad_jwks_url);
+    free(cfg->aad_tenant_id);
+    free(cfg->aad_audience);
+    free(cfg->aad_required_scope);
+    free(cfg->aad_role_map);
+    memset(cfg, 0, sizeof *cfg);
 }
 
 void config_print_help(void)

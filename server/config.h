@@ -23,6 +23,20 @@ typedef struct {
     int poll_interval_ms;  /* workers poll even without NOTIFY */
     int retry_base_ms;     /* first retry delay; doubles per attempt, with jitter */
     int retry_max_ms;      /* cap on the retry delay */
+
+    /* identity */
+    char *auth;              /* "azuread" or "dev" */
+    char *aad_jwks_url;      /* may hold {tenant} */
+    char *aad_tenant_id;     /* comma-separated */
+    char *aad_audience;      /* comma-separated */
+    int aad_accept_v1;
+    int aad_clock_skew_seconds;
+    int aad_jwks_min_refetch_seconds;
+    char *aad_required_scope;
+    char *aad_role_map;
+    int auth_dev_allow_remote;
+    int rate_limit_per_second; /* per identity; 0 = no limit */
+    int rate_limit_burst;
 } config;
 
 /* Reads the environment into cfg. On a bad value writes one line to err
@@ -30,6 +44,10 @@ typedef struct {
  * RST_EINVAL. Strings in cfg are new: free with config_free. */
 int config_load(config *cfg, char *err, size_t errlen);
 void config_free(config *cfg);
+
+/* What serving needs beyond config_load: with ROASTERY_AUTH=azuread, the
+ * tenants and audiences to accept. RST_EINVAL and one line in err if not. */
+int config_check_auth(const config *cfg, char *err, size_t errlen);
 
 /* Writes the variables and their defaults (for --help). */
 void config_print_help(void);

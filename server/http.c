@@ -39,6 +39,12 @@ struct http_req {
     int status;
     size_t bytes;
     int replied;
+    void *identity;
+    buf_t body;
+    int body_read;
+    buf_t captured;
+    char *captured_type;
+    char *captured_location;
 };
 
 /* ---- routing ---------------------------------------------------------- */
@@ -130,6 +136,44 @@ const char *http_request_id(http_req *req)
     return req->request_id;
 }
 
+const char *http_path(http_req *req)
+{
+    return req->ri->local_uri ? req->ri->local_uri : "/";
+}
+
+const char *http_remote_addr(http_req *req)
+{
+    return req->ri->remote_addr;
+}
+
+int http_status(http_req *req)
+{
+    return req->status;
+}
+
+void http_set_identity(http_req *req, void *identity)
+{
+    req->identity = identity;
+}
+
+void *http_identity(http_req *req)
+{
+    return req->identity;
+}
+
+int http_captured(http_req *req, int *status, const char **content_type, const char **body,
+                  size_t *len, const char **location)
+{
+    if (!req->replied)
+        return 0;
+    *status = req->status;
+    *content_type = req->captured_type;
+    *body = req->captured.data ? req->captured.data : "";
+    *len = req->captured.len;
+    *location = req->captured_location;
+    return 1;
+}
+
 int http_query(http_req *req, const char *name, char *dst, size_t dstlen)
 {
     const char *qs = req->ri->query_string;
@@ -150,6 +194,9 @@ void http_add_header(http_req *req, const char *name, const char *value)
     req->nheaders++;
 }
 
+/* Replies are held until the after hook has run, so what it records (the
+ * audit row, the idempotent response) is durable before the client sees the
+ * answer and can send its next request. */
 void http_reply_bytes(http_req *req, int status, const char *content_type, const void *body,
                       size_t len)
 {
@@ -158,11 +205,20 @@ void http_reply_bytes(http_req *req, int status, const char *content_type, const
     req->replied = 1;
     req->status = status;
     req->bytes = len;
+    req->captured_type = content_type ? xstrdup(content_type) : NULL;
+    buf_append(&req->captured, body, len);
+    for (int i = 0; i < req->nheaders; i++)
+        if (!strcasecmp(req->hdr_name[i], "Location"))
+            req->captured_location = xstrdup(req->hdr_value[i]);
+}
+
+static void flush_reply(http_req *req)
+{
     char clen[32];
-    snprintf(clen, sizeof clen, "%zu", len);
-    mg_response_header_start(req->conn, status);
-    if (content_type)
-        mg_response_header_add(req->conn, "Content-Type", content_type, -1);
+    snprintf(clen, sizeof clen, "%zu", req->captured.len);
+    mg_response_header_start(req->conn, req->status);
+    if (req->captured_type)
+        mg_response_header_add(req->conn, "Content-Type", req->captured_type, -1);
     mg_response_header_add(req->conn, "Content-Length", clen, -1);
     mg_response_header_add(req->conn, "X-Request-Id", req->request_id, -1);
     mg_response_header_add(req->conn, "Cache-Control", "no-store", -1);
@@ -170,8 +226,8 @@ void http_reply_bytes(http_req *req, int status, const char *content_type, const
     for (int i = 0; i < req->nheaders; i++)
         mg_response_header_add(req->conn, req->hdr_name[i], req->hdr_value[i], -1);
     mg_response_header_send(req->conn);
-    if (len && strcmp(req->ri->request_method, "HEAD"))
-        mg_write(req->conn, body, len);
+    if (req->captured.len && strcmp(req->ri->request_method, "HEAD"))
+        mg_write(req->conn, req->captured.data, req->captured.len);
 }
 
 void http_reply_json(http_req *req, int status, json_t *body)
@@ -215,7 +271,7 @@ static void problem_send(http_req *req, int status, const char *slug, const char
 {
     char type[128], instance[512];
     snprintf(type, sizeof type, HTTP_PROBLEM_BASE "%s", slug);
-    printable_path(req->ri->local_uri ? req->ri->local_uri : "/", instance, sizeof instance);
+    printable_path(http_path(req), instance, sizeof instance);
     json_t *d = json_string(detail);
     if (!d) /* not UTF-8: say so rather than echo the bytes */
         d = json_string("the request holds bytes that are not UTF-8");
@@ -282,45 +338,58 @@ static int is_json_type(const char *ct)
     return (n == 16 && !strncasecmp(ct, "application/json", 16));
 }
 
-int http_read_json(http_req *req, json_t **out)
+int http_body(http_req *req, const char **data, size_t *len)
 {
-    *out = NULL;
-    long limit = req->srv->opts.max_body_bytes;
-    if (!is_json_type(http_header(req, "Content-Type"))) {
-        http_problem(req, 415, "unsupported-media-type", "Unsupported media type", NULL,
-                     "the body must be application/json");
-        return RST_EINVAL;
+    if (req->body_read) {
+        *data = req->body.data ? req->body.data : "";
+        *len = req->body.len;
+        return RST_OK;
     }
+    long limit = req->srv->opts.max_body_bytes;
     long long declared = req->ri->content_length;
     if (declared > limit) {
         http_problem(req, 413, "body-too-large", "Request body too large", NULL,
                      "the body is %lld bytes; the limit is %ld", declared, limit);
         return RST_ETOOBIG;
     }
-    buf_t b;
-    buf_init(&b, (size_t)limit);
     char chunk[8192];
     for (;;) {
         int n = mg_read(req->conn, chunk, sizeof chunk);
         if (n <= 0)
             break;
-        if (buf_append(&b, chunk, (size_t)n)) {
-            buf_free(&b);
+        if (buf_append(&req->body, chunk, (size_t)n)) {
             http_problem(req, 413, "body-too-large", "Request body too large", NULL,
                          "the body is larger than the limit of %ld bytes", limit);
             return RST_ETOOBIG;
         }
     }
     /* A short body reads as EOF: compare with what was declared. */
-    if (declared >= 0 && (long long)b.len != declared) {
-        buf_free(&b);
+    if (declared >= 0 && (long long)req->body.len != declared) {
         http_problem(req, 400, "malformed-body", "Malformed request body", NULL,
-                     "the body ended after %zu of %lld declared bytes", b.len, declared);
+                     "the body ended after %zu of %lld declared bytes", req->body.len, declared);
         return RST_EINVAL;
     }
+    req->body_read = 1;
+    *data = req->body.data ? req->body.data : "";
+    *len = req->body.len;
+    return RST_OK;
+}
+
+int http_read_json(http_req *req, json_t **out)
+{
+    *out = NULL;
+    if (!is_json_type(http_header(req, "Content-Type"))) {
+        http_problem(req, 415, "unsupported-media-type", "Unsupported media type", NULL,
+                     "the body must be application/json");
+        return RST_EINVAL;
+    }
+    const char *data;
+    size_t len;
+    int rc = http_body(req, &data, &len);
+    if (rc)
+        return rc;
     json_error_t err;
-    json_t *v = json_loadb(b.data ? b.data : "", b.len, JSON_REJECT_DUPLICATES, &err);
-    buf_free(&b);
+    json_t *v = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err);
     if (!v) {
         json_t *errors = json_pack("[{s:s, s:s, s:i, s:i}]", "field", "body", "reason", err.text,
                                    "line", err.line, "column", err.column);
@@ -330,8 +399,7 @@ int http_read_json(http_req *req, json_t **out)
     }
     if (!json_is_object(v) || !json_depth_ok(v, 0)) {
         json_decref(v);
-        http_problem_field(req, "body",
-                           "must be a JSON object nested at most 32 levels deep");
+        http_problem_field(req, "body", "must be a JSON object nested at most 32 levels deep");
         return RST_EINVAL;
     }
     *out = v;
@@ -382,6 +450,8 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
     req.ri = mg_get_request_info(conn);
     req.srv = srv;
     req.route = "unmatched";
+    buf_init(&req.body, (size_t)srv->opts.max_body_bytes);
+    buf_init(&req.captured, 0);
 
     const char *rid = mg_get_header(conn, "X-Request-Id");
     if (rid && valid_request_id(rid))
@@ -399,20 +469,27 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
         const http_route *r = &srv->routes[idx];
         req.route = r->path;
         template_match(r->path, path, &req);
-        r->handler(&req);
+        if (!srv->opts.before || !srv->opts.before(&req, r))
+            r->handler(&req);
         if (!req.replied) {
             log_msg(LOG_ERROR, "handler for %s %s sent no reply", r->method, r->path);
             http_problem(&req, 500, "internal", "Internal error", NULL, "no response was produced");
         }
+        if (srv->opts.after)
+            srv->opts.after(&req, r);
+        flush_reply(&req);
     } else if (known && !strcmp(method, "OPTIONS")) {
         allow_header(&req, path);
         http_reply_empty(&req, 204);
+        flush_reply(&req);
     } else if (known) {
         allow_header(&req, path);
         http_problem(&req, 405, "method-not-allowed", "Method not allowed", NULL,
                      "%.16s is not allowed on this resource", method);
+        flush_reply(&req);
     } else {
         http_problem(&req, 404, "not-found", "Not found", NULL, "no resource at this path");
+        flush_reply(&req);
     }
 
     double secs = (double)(now_ms_monotonic() - start) / 1000.0;
@@ -439,6 +516,10 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
         free(req.hdr_name[i]);
         free(req.hdr_value[i]);
     }
+    buf_free(&req.body);
+    buf_free(&req.captured);
+    free(req.captured_type);
+    free(req.captured_location);
     return req.status;
 }
 

@@ -12,17 +12,31 @@ typedef struct http_server http_server;
 /* A handler answers through http_reply_* or http_problem exactly once. */
 typedef void (*http_handler)(http_req *req);
 
+/* Route flags. */
+enum {
+    HTTP_PUBLIC = 1, /* no token needed (health, metrics, contract, sign-in) */
+};
+
 typedef struct {
     const char *method;   /* "GET", "POST", ... */
     const char *path;     /* template, e.g. "/api/v1/operations/{id}" */
     http_handler handler;
+    unsigned flags;
 } http_route;
+
+/* Runs before the handler of every matched route; returns non-zero when it
+ * has answered the request itself (e.g. 401), and the handler is skipped. */
+typedef int (*http_before_fn)(http_req *req, const http_route *route);
+/* Runs after every matched route's reply has been sent. */
+typedef void (*http_after_fn)(http_req *req, const http_route *route);
 
 typedef struct {
     const char *listen;
     int threads;
     long max_body_bytes;
     void *app; /* handed to handlers through http_app */
+    http_before_fn before;
+    http_after_fn after;
 } http_options;
 
 /* Starts serving routes (borrowed: must outlive the server).
@@ -48,6 +62,24 @@ const char *http_request_id(http_req *req);
 /* Copies query parameter name into dst. Returns its length, -1 when absent,
  * -2 when longer than dstlen-1. */
 int http_query(http_req *req, const char *name, char *dst, size_t dstlen);
+
+const char *http_path(http_req *req);
+const char *http_remote_addr(http_req *req);
+int http_status(http_req *req);
+
+/* The caller's identity, set by the before hook (borrowed pointer kept as is). */
+void http_set_identity(http_req *req, void *identity);
+void *http_identity(http_req *req);
+
+/* Reads the whole body once, up to the JSON limit; later calls return the
+ * same bytes. On failure answers 400/413 itself and returns non-zero.
+ * *data is borrowed: valid during the request. */
+int http_body(http_req *req, const char **data, size_t *len);
+
+/* The reply as it will be sent (replies are held until the after hook has
+ * run); pointers borrowed, valid during the request. 0 before any reply. */
+int http_captured(http_req *req, int *status, const char **content_type, const char **body,
+                  size_t *len, const char **location);
 
 /* Reads and parses the JSON body. On failure answers the request itself
  * (400, 413 or 415 problem) and returns non-zero. new: *out, json_decref. */

@@ -1,9 +1,12 @@
 /* roastery: the one binary. serve (API + in-process workers), worker,
  * migrate, version. Configuration comes from the environment only. */
+#include "access.h"
 #include "api.h"
 #include "app.h"
+#include "auth.h"
 #include "config.h"
 #include "db.h"
+#include "devissuer.h"
 #include "embedded.h"
 #include "http.h"
 #include "log.h"
@@ -36,6 +39,7 @@ static const char *const usage_main =
     "  serve     run the HTTP API and in-process operation workers\n"
     "  worker    run operation workers only (no HTTP)\n"
     "  migrate   apply pending database migrations and exit\n"
+    "  token     mint a token from the local dev issuer (ROASTERY_AUTH=dev)\n"
     "  version   print the version and the libraries in use\n";
 
 static const char *const usage_serve =
@@ -46,6 +50,12 @@ static const char *const usage_serve =
 static const char *const usage_worker =
     "usage: roastery worker\n\n"
     "Runs max(ROASTERY_WORKERS, 1) operation workers without HTTP, until SIGTERM.\n\n";
+static const char *const usage_token =
+    "usage: roastery token --user NAME --roles ROLE[,ROLE...] [--ttl SECONDS]\n\n"
+    "Mints an access token from the dev issuer kept in ROASTERY_DATA_DIR/dev-issuer.\n"
+    "Roles: PlatformAdmin, DataScientist, StoreManager. The token is checked by the\n"
+    "same validation as an Azure AD token, by a server running with ROASTERY_AUTH=dev\n"
+    "on the same data directory.\n\n";
 static const char *const usage_migrate =
     "usage: roastery migrate\n\n"
     "Applies the migrations built into this binary, in order, under an advisory lock.\n\n";
@@ -135,25 +145,91 @@ static int wait_for_signal(const sigset_t *set)
     return sig;
 }
 
+/* Loopback only: the dev issuer hands out any identity to whoever asks. */
+static int listen_is_loopback(const char *listen)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon)
+        return 0;
+    size_t n = (size_t)(colon - listen);
+    return (n >= 4 && !strncmp(listen, "127.", 4)) || (n == 9 && !strncmp(listen, "localhost", 9));
+}
+
+/* Builds the token verifier for the configured issuer. new: auth_verifier_free. */
+static auth_verifier *open_verifier(runtime *rt, devissuer **dev)
+{
+    char err[512] = "";
+    if (config_check_auth(&rt->cfg, err, sizeof err)) {
+        fprintf(stderr, "roastery: %s\n", err);
+        exit(2);
+    }
+    auth_settings as = {.jwks_url = rt->cfg.aad_jwks_url,
+                        .tenants = rt->cfg.aad_tenant_id,
+                        .audiences = rt->cfg.aad_audience,
+                        .accept_v1 = rt->cfg.aad_accept_v1,
+                        .clock_skew_seconds = rt->cfg.aad_clock_skew_seconds,
+                        .required_scope = rt->cfg.aad_required_scope,
+                        .role_map = rt->cfg.aad_role_map};
+    char *dev_url = NULL;
+    *dev = NULL;
+    if (!strcmp(rt->cfg.auth, "dev")) {
+        if (!listen_is_loopback(rt->cfg.listen) && !rt->cfg.auth_dev_allow_remote) {
+            fprintf(stderr,
+                    "roastery: ROASTERY_AUTH=dev on %s: expected a loopback address; the dev "
+                    "issuer mints any identity (set ROASTERY_AUTH_DEV_ALLOW_REMOTE=1 to force)\n",
+                    rt->cfg.listen);
+            exit(2);
+        }
+        if (devissuer_open(rt->cfg.data_dir, dev, err, sizeof err)) {
+            fprintf(stderr, "roastery: dev issuer: %s\n", err);
+            return NULL;
+        }
+        dev_url = devissuer_jwks_url(*dev);
+        as.jwks_url = dev_url;
+        as.tenants = DEVISSUER_TENANT;
+        as.audiences = DEVISSUER_AUDIENCE;
+        as.role_map = NULL;
+        as.accept_v1 = 0;
+    }
+    auth_verifier *v = auth_verifier_new(&as, err, sizeof err);
+    free(dev_url);
+    if (v)
+        auth_verifier_set_jwks_refetch_ms(v, (int64_t)rt->cfg.aad_jwks_min_refetch_seconds * 1000);
+    if (!v) {
+        fprintf(stderr, "roastery: %s\n", err);
+        devissuer_close(*dev);
+        *dev = NULL;
+    }
+    return v;
+}
+
 static int cmd_serve(runtime *rt, sigset_t *set)
 {
-    if (open_database(rt))
+    devissuer *dev = NULL;
+    auth_verifier *verifier = open_verifier(rt, &dev);
+    if (!verifier)
         return 1;
-    if (rt->cfg.migrate_on_start && run_migrations(rt))
-        return 1;
-    db_pool *pool = db_pool_open(rt->conninfo, rt->cfg.db_pool_size, rt->cfg.statement_timeout_ms);
-    app_ctx app = {.cfg = &rt->cfg, .pool = pool};
+    int rc = 1;
+    db_pool *pool = NULL;
+    access_guard *acc = NULL;
+    http_server *srv = NULL;
+    if (open_database(rt) || (rt->cfg.migrate_on_start && run_migrations(rt)))
+        goto out;
+    pool = db_pool_open(rt->conninfo, rt->cfg.db_pool_size, rt->cfg.statement_timeout_ms);
+    acc = access_new(pool, verifier, &rt->cfg);
+    app_ctx app = {.cfg = &rt->cfg, .pool = pool, .guard = acc, .dev = dev};
     size_t nroutes;
     const http_route *routes = api_routes(&nroutes);
     http_options ho = {.listen = rt->cfg.listen,
                        .threads = rt->cfg.http_threads,
                        .max_body_bytes = rt->cfg.max_body_bytes,
-                       .app = &app};
-    http_server *srv = http_server_start(&ho, routes, nroutes);
+                       .app = &app,
+                       .before = access_before,
+                       .after = access_after};
+    srv = http_server_start(&ho, routes, nroutes);
     if (!srv) {
         fprintf(stderr, "roastery: cannot listen on %s\n", rt->cfg.listen);
-        db_pool_close(pool);
-        return 1;
+        goto out;
     }
     worker_pool *wp = worker_pool_start(rt->conninfo, rt->cfg.workers, &rt->cfg);
     log_fields(LOG_INFO, "serving",
@@ -163,8 +239,13 @@ static int cmd_serve(runtime *rt, sigset_t *set)
     wait_for_signal(set);
     http_server_stop(srv); /* drains in-flight requests */
     worker_pool_stop(wp);  /* workers stop between steps */
+    rc = 0;
+out:
+    access_free(acc);
     db_pool_close(pool);
-    return 0;
+    auth_verifier_free(verifier);
+    devissuer_close(dev);
+    return rc;
 }
 
 static int cmd_worker(runtime *rt, sigset_t *set)
@@ -177,6 +258,57 @@ static int cmd_worker(runtime *rt, sigset_t *set)
                                         &rt->cfg);
     wait_for_signal(set);
     worker_pool_stop(wp);
+    return 0;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+    const char *user = NULL, *roles_s = NULL;
+    long ttl = 3600;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--user"))
+            user = argv[i + 1];
+        else if (!strcmp(argv[i], "--roles"))
+            roles_s = argv[i + 1];
+        else if (!strcmp(argv[i], "--ttl") && parse_long(argv[i + 1], 60, 86400, &ttl) == RST_OK)
+            continue;
+        else {
+            fprintf(stderr, "roastery token: unexpected '%s'\n%s", argv[i], usage_token);
+            return 2;
+        }
+    }
+    if (!user || !roles_s || argc % 2) {
+        fputs(usage_token, stderr);
+        return 2;
+    }
+    unsigned roles = 0;
+    for (const char *r = roles_s; *r;) {
+        size_t n = strcspn(r, ",");
+        char *name = xstrndup(r, n);
+        unsigned bit = auth_role_parse(name);
+        if (!bit) {
+            fprintf(stderr, "roastery token: unknown role '%s': expected PlatformAdmin, "
+                            "DataScientist or StoreManager\n", name);
+            free(name);
+            return 2;
+        }
+        free(name);
+        roles |= bit;
+        r += n + (r[n] == ',');
+    }
+    const char *dir = getenv("ROASTERY_DATA_DIR");
+    devissuer *d = NULL;
+    char err[512] = "";
+    if (devissuer_open(dir && *dir ? dir : "./var", &d, err, sizeof err)) {
+        fprintf(stderr, "roastery token: %s\n", err);
+        return 1;
+    }
+    char *tok = devissuer_mint(d, user, roles, (int)ttl);
+    devissuer_close(d);
+    if (!tok)
+        return 1;
+    printf("%s\n", tok);
+    free(tok);
     return 0;
 }
 
@@ -199,6 +331,7 @@ int main(int argc, char **argv)
     const char *usage = !strcmp(cmd, "serve")     ? usage_serve
                         : !strcmp(cmd, "worker")  ? usage_worker
                         : !strcmp(cmd, "migrate") ? usage_migrate
+                        : !strcmp(cmd, "token")   ? usage_token
                         : !strcmp(cmd, "version") ? "usage: roastery version\n"
                                                   : NULL;
     if (!usage) {
@@ -207,10 +340,12 @@ int main(int argc, char **argv)
     }
     if (wants_help(argc, argv)) {
         fputs(usage, stdout);
-        if (strcmp(cmd, "version"))
+        if (strcmp(cmd, "version") && strcmp(cmd, "token"))
             config_print_help();
         return 0;
     }
+    if (!strcmp(cmd, "token"))
+        return cmd_token(argc, argv);
     if (argc > 2) {
         fprintf(stderr, "roastery %s: unexpected argument '%s'\n", cmd, argv[2]);
         return 2;

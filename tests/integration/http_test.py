@@ -51,9 +51,12 @@ class Server:
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="roastery-test-")
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROASTERY_")}
         env.update({"ROASTERY_LISTEN": f"127.0.0.1:{self.port}", "ROASTERY_DATA_DIR": self.data_dir,
+                    "ROASTERY_AUTH": "dev",
                     "ROASTERY_HTTP_THREADS": "8", "ROASTERY_LOG_LEVEL": "info",
                     "ROASTERY_POLL_INTERVAL_MS": "200", "ROASTERY_RETRY_BASE_MS": "100"})
         env.update(env_extra)
+        self.env = env
+        self.tokens = {}
         self.log = open(os.path.join(self.data_dir, "server.log"), "w+")
         self.proc = subprocess.Popen([BINARY, "serve"], env=env, stdout=self.log, stderr=self.log)
         deadline = time.time() + 60
@@ -72,9 +75,21 @@ class Server:
         self.log.seek(0)
         return self.log.read()
 
-    def request(self, method, path, body=None, headers=None, check=True):
+    def token(self, user="test-admin", roles="PlatformAdmin"):
+        """A token from the dev issuer, minted by `roastery token` as a user would."""
+        if (user, roles) not in self.tokens:
+            p = subprocess.run([BINARY, "token", "--user", user, "--roles", roles], env=self.env,
+                               capture_output=True, text=True, check=True)
+            self.tokens[(user, roles)] = p.stdout.strip()
+        return self.tokens[(user, roles)]
+
+    def request(self, method, path, body=None, headers=None, check=True, token="admin"):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         hdrs = dict(headers or {})
+        if token == "admin" and path.startswith("/api/"):
+            token = self.token()
+        if token and token != "admin":
+            hdrs.setdefault("Authorization", f"Bearer {token}")
         if isinstance(body, (dict, list)):
             body = json.dumps(body)
             hdrs.setdefault("Content-Type", "application/json")
@@ -86,8 +101,8 @@ class Server:
             CONTRACT.check(method, path, resp.status, resp.getheader("Content-Type"), data)
         return resp.status, dict((k.lower(), v) for k, v in resp.getheaders()), data
 
-    def json(self, method, path, body=None, headers=None):
-        status, hdrs, data = self.request(method, path, body, headers)
+    def json(self, method, path, body=None, headers=None, token="admin"):
+        status, hdrs, data = self.request(method, path, body, headers, token=token)
         return status, hdrs, (json.loads(data) if data else None)
 
     def stop(self):

@@ -18,6 +18,9 @@ static void clear_env(void)
                           "ROASTERY_MAX_BODY_BYTES"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
+    unsetenv("ROASTERY_AAD_TENANT_ID");
+    unsetenv("ROASTERY_AAD_AUDIENCE");
+    setenv("ROASTERY_AUTH", "dev", 1);
 }
 
 static void test_defaults(void **state)
@@ -83,12 +86,37 @@ static void test_errors_name_variable_value_and_expectation(void **state)
     expect_error("ROASTERY_MAX_BODY_BYTES", "99999999999", "integer");
 }
 
+static void test_azuread_needs_tenant_and_audience(void **state)
+{
+    (void)state;
+    clear_env();
+    setenv("ROASTERY_AUTH", "azuread", 1);
+    config c;
+    char err[256] = "";
+    assert_int_equal(config_load(&c, err, sizeof err), RST_OK);
+    assert_int_equal(config_check_auth(&c, err, sizeof err), RST_EINVAL);
+    assert_non_null(strstr(err, "ROASTERY_AAD_TENANT_ID"));
+    config_free(&c);
+    setenv("ROASTERY_AAD_TENANT_ID", "t1,t2", 1);
+    assert_int_equal(config_load(&c, err, sizeof err), RST_OK);
+    assert_int_equal(config_check_auth(&c, err, sizeof err), RST_EINVAL);
+    assert_non_null(strstr(err, "ROASTERY_AAD_AUDIENCE"));
+    config_free(&c);
+    setenv("ROASTERY_AAD_AUDIENCE", "api://roastery", 1);
+    assert_int_equal(config_load(&c, err, sizeof err), RST_OK);
+    assert_int_equal(config_check_auth(&c, err, sizeof err), RST_OK);
+    assert_string_equal(c.aad_tenant_id, "t1,t2");
+    config_free(&c);
+    expect_error("ROASTERY_AUTH", "basic", "azuread or dev");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_values_parsed),
         cmocka_unit_test(test_errors_name_variable_value_and_expectation),
+        cmocka_unit_test(test_azuread_needs_tenant_and_audience),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,10 +13,10 @@ static void h(http_req *req)
 }
 
 static const http_route routes[] = {
-    {"GET", "/healthz", h},
-    {"GET", "/api/v1/operations", h},
-    {"GET", "/api/v1/operations/{id}", h},
-    {"POST", "/api/v1/operations/{id}/cancel", h},
+    {"GET", "/healthz", h, 0},
+    {"GET", "/api/v1/operations", h, 0},
+    {"GET", "/api/v1/operations/{id}", h, 0},
+    {"POST", "/api/v1/operations/{id}/cancel", h, 0},
 };
 
 static int match(const char *method, const char *path, int *known)
