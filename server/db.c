@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,6 +26,8 @@ struct db_pool {
     pthread_cond_t cv;
 };
 
+static void prep_forget(const PGconn *conn);
+
 PGconn *db_connect(const char *conninfo, int statement_timeout_ms)
 {
     const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
@@ -39,16 +43,18 @@ PGconn *db_connect(const char *conninfo, int statement_timeout_ms)
         PQfinish(c);
         return NULL;
     }
+    prep_forget(c); /* a new connection may reuse a closed one's address */
     char ms[32];
     snprintf(ms, sizeof ms, "%d", statement_timeout_ms);
     const char *p[] = {ms};
     /* UTC so every timestamp the API renders reads the same everywhere. */
     PGresult *r = db_exec(c,
                           "SELECT set_config('statement_timeout', $1, false),"
-                          " set_config('TimeZone', 'UTC', false)",
+                          " set_config('TimeZone', 'UTC', false),"
+                          " set_config('plan_cache_mode', 'force_generic_plan', false)",
                           1, p, NULL);
     if (!r) {
-        PQfinish(c);
+        db_close(c);
         return NULL;
     }
     PQclear(r);
@@ -73,7 +79,7 @@ void db_pool_close(db_pool *pool)
     if (!pool)
         return;
     for (int i = 0; i < pool->size; i++)
-        PQfinish(pool->conns[i]);
+        db_close(pool->conns[i]);
     free(pool->conns);
     free(pool->busy);
     free(pool->conninfo);
@@ -124,7 +130,7 @@ int db_acquire(db_pool *pool, int wait_ms, PGconn **out)
     pthread_mutex_unlock(&pool->mu);
 
     if (c && PQstatus(c) != CONNECTION_OK) {
-        PQfinish(c);
+        db_close(c);
         c = NULL;
     }
     if (!c)
@@ -160,7 +166,7 @@ void db_release(db_pool *pool, PGconn *conn)
     for (int i = 0; i < pool->size; i++) {
         if (pool->conns[i] == conn) {
             if (broken) {
-                PQfinish(conn);
+                db_close(conn);
                 pool->conns[i] = NULL;
                 pool->degraded = 1;
             } else {
@@ -192,12 +198,98 @@ int db_pool_degraded(db_pool *pool)
     return d;
 }
 
-PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
-                  char *sqlstate)
+/* ---- prepared statements ----------------------------------------------
+ * Every statement is prepared once per connection and executed by name, so
+ * PostgreSQL plans it once instead of on every request. Which connection
+ * holds which statement is remembered here, keyed by the connection's
+ * address; a stale entry (an address reused by a new connection) only costs
+ * one failed execute, after which the statement is prepared again. */
+
+#define PREP_BUCKETS 256
+
+typedef struct prep_conn {
+    const PGconn *conn;
+    uint64_t *hashes;
+    size_t n, cap;
+    struct prep_conn *next;
+} prep_conn;
+
+static prep_conn *prep_table[PREP_BUCKETS];
+static pthread_rwlock_t prep_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+static uint64_t sql_hash(const char *sql)
 {
-    if (sqlstate)
-        sqlstate[0] = '\0';
-    PGresult *r = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h;
+}
+
+static size_t conn_bucket(const PGconn *conn)
+{
+    return ((uintptr_t)conn >> 4) % PREP_BUCKETS;
+}
+
+static int prep_known(const PGconn *conn, uint64_t h)
+{
+    int found = 0;
+    pthread_rwlock_rdlock(&prep_lock);
+    for (prep_conn *pc = prep_table[conn_bucket(conn)]; pc && !found; pc = pc->next)
+        if (pc->conn == conn)
+            for (size_t i = 0; i < pc->n && !found; i++)
+                found = pc->hashes[i] == h;
+    pthread_rwlock_unlock(&prep_lock);
+    return found;
+}
+
+static void prep_remember(const PGconn *conn, uint64_t h)
+{
+    pthread_rwlock_wrlock(&prep_lock);
+    prep_conn **slot = &prep_table[conn_bucket(conn)], *pc = *slot;
+    while (pc && pc->conn != conn)
+        pc = pc->next;
+    if (!pc) {
+        pc = xcalloc(1, sizeof *pc);
+        pc->conn = conn;
+        pc->next = *slot;
+        *slot = pc;
+    }
+    if (pc->n == pc->cap) {
+        pc->cap = pc->cap ? pc->cap * 2 : 32;
+        pc->hashes = xrealloc(pc->hashes, pc->cap * sizeof *pc->hashes);
+    }
+    pc->hashes[pc->n++] = h;
+    pthread_rwlock_unlock(&prep_lock);
+}
+
+/* Forgets every statement of conn (a new connection, or one being closed). */
+static void prep_forget(const PGconn *conn)
+{
+    pthread_rwlock_wrlock(&prep_lock);
+    prep_conn **slot = &prep_table[conn_bucket(conn)];
+    while (*slot) {
+        prep_conn *pc = *slot;
+        if (pc->conn == conn) {
+            *slot = pc->next;
+            free(pc->hashes);
+            free(pc);
+        } else {
+            slot = &pc->next;
+        }
+    }
+    pthread_rwlock_unlock(&prep_lock);
+}
+
+void db_close(PGconn *conn)
+{
+    if (!conn)
+        return;
+    prep_forget(conn);
+    PQfinish(conn);
+}
+
+static PGresult *report(PGconn *conn, PGresult *r, char *sqlstate)
+{
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return r;
@@ -212,6 +304,44 @@ PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const 
                          msg ? msg : PQerrorMessage(conn), "constraint",
                          PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME)));
     PQclear(r);
+    return NULL;
+}
+
+static int state_is(PGresult *r, const char *want)
+{
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    return st && !strcmp(st, want);
+}
+
+PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                  char *sqlstate)
+{
+    if (sqlstate)
+        sqlstate[0] = '\0';
+    uint64_t h = sql_hash(sql);
+    char name[24];
+    snprintf(name, sizeof name, "r%016llx", (unsigned long long)h);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!prep_known(conn, h)) {
+            PGresult *p = PQprepare(conn, name, sql, nparams, NULL);
+            if (PQresultStatus(p) != PGRES_COMMAND_OK && !state_is(p, "42P05"))
+                return report(conn, p, sqlstate);
+            PQclear(p);
+            prep_remember(conn, h);
+        }
+        PGresult *r = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+        /* 26000: not prepared on this connection after all (a reused address);
+         * 0A000: the plan's result type changed under a migration. */
+        if (attempt == 0 && (state_is(r, "26000") || state_is(r, "0A000"))) {
+            PQclear(r);
+            prep_forget(conn);
+            char dealloc[48];
+            snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", name);
+            PQclear(PQexec(conn, dealloc));
+            continue;
+        }
+        return report(conn, r, sqlstate);
+    }
     return NULL;
 }
 

@@ -28,7 +28,11 @@ int db_pool_degraded(db_pool *pool);
  * new: PQfinish. NULL and a log line when it fails. */
 PGconn *db_connect(const char *conninfo, int statement_timeout_ms);
 
-/* Runs a parameterised statement (text parameters, NULL = SQL NULL).
+/* Closes a connection opened by db_connect, forgetting its prepared
+ * statements. NULL-safe. */
+void db_close(PGconn *conn);
+
+/* Runs a parameterised statement, prepared once per connection (text parameters, NULL = SQL NULL).
  * new: PQclear; NULL when it failed, with the failure logged and the
  * SQLSTATE copied into sqlstate (6 bytes) when given. */
 PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,

@@ -212,22 +212,38 @@ void http_reply_bytes(http_req *req, int status, const char *content_type, const
             req->captured_location = xstrdup(req->hdr_value[i]);
 }
 
+/* Whether the client keeps the connection open after this request: our
+ * answer must agree with what CivetWeb will do. */
+static int keep_alive(http_req *req)
+{
+    const char *c = mg_get_header(req->conn, "Connection");
+    if (c)
+        return !strcasestr(c, "close") &&
+               (strcasestr(c, "keep-alive") || strcmp(req->ri->http_version, "1.0"));
+    return strcmp(req->ri->http_version, "1.0") != 0;
+}
+
+/* Status line, headers and body leave in one write: with TCP_NODELAY every
+ * write is a packet, and CivetWeb's header helpers write a line at a time. */
 static void flush_reply(http_req *req)
 {
-    char clen[32];
-    snprintf(clen, sizeof clen, "%zu", req->captured.len);
-    mg_response_header_start(req->conn, req->status);
+    buf_t out;
+    buf_init(&out, 0);
+    buf_printf(&out, "HTTP/1.1 %d %s\r\n", req->status,
+               mg_get_response_code_text(req->conn, req->status));
     if (req->captured_type)
-        mg_response_header_add(req->conn, "Content-Type", req->captured_type, -1);
-    mg_response_header_add(req->conn, "Content-Length", clen, -1);
-    mg_response_header_add(req->conn, "X-Request-Id", req->request_id, -1);
-    mg_response_header_add(req->conn, "Cache-Control", "no-store", -1);
-    mg_response_header_add(req->conn, "X-Content-Type-Options", "nosniff", -1);
+        buf_printf(&out, "Content-Type: %s\r\n", req->captured_type);
+    buf_printf(&out,
+               "Content-Length: %zu\r\nX-Request-Id: %s\r\nCache-Control: no-store\r\n"
+               "X-Content-Type-Options: nosniff\r\nConnection: %s\r\n",
+               req->captured.len, req->request_id, keep_alive(req) ? "keep-alive" : "close");
     for (int i = 0; i < req->nheaders; i++)
-        mg_response_header_add(req->conn, req->hdr_name[i], req->hdr_value[i], -1);
-    mg_response_header_send(req->conn);
+        buf_printf(&out, "%s: %s\r\n", req->hdr_name[i], req->hdr_value[i]);
+    buf_puts(&out, "\r\n");
     if (req->captured.len && strcmp(req->ri->request_method, "HEAD"))
-        mg_write(req->conn, req->captured.data, req->captured.len);
+        buf_append(&out, req->captured.data, req->captured.len);
+    mg_write(req->conn, out.data, out.len);
+    buf_free(&out);
 }
 
 void http_reply_json(http_req *req, int status, json_t *body)

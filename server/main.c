@@ -107,7 +107,7 @@ static int run_migrations(runtime *rt)
     int applied = 0;
     int rc = migrate_apply(c, embedded_migrations, embedded_migrations_count, &applied, err,
                            sizeof err);
-    PQfinish(c);
+    db_close(c);
     if (rc) {
         fprintf(stderr, "roastery: %s\n", err[0] ? err : "migrations failed");
         return rc;

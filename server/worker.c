@@ -60,7 +60,7 @@ static PGconn *listen_conn(worker_pool *wp)
         return NULL;
     PGresult *r = db_exec(c, "LISTEN roastery_operations", 0, NULL, NULL);
     if (!r) {
-        PQfinish(c);
+        db_close(c);
         return NULL;
     }
     PQclear(r);
@@ -80,7 +80,7 @@ static void *worker_main(void *arg)
     int backoff_ms = 200;
     while (!wp->stopping) {
         if (!conn || PQstatus(conn) != CONNECTION_OK) {
-            PQfinish(conn);
+            db_close(conn);
             conn = listen_conn(wp);
             if (!conn) {
                 nap(wp, NULL, backoff_ms);
@@ -94,7 +94,7 @@ static void *worker_main(void *arg)
             continue; /* more may be due: look again at once */
         nap(wp, conn, wp->cfg.poll_interval_ms);
     }
-    PQfinish(conn);
+    db_close(conn);
     return NULL;
 }
 
@@ -105,14 +105,14 @@ static void *heartbeat_main(void *arg)
     int period_ms = wp->cfg.lease_seconds * 1000 / 3;
     while (!wp->stopping) {
         if (!conn || PQstatus(conn) != CONNECTION_OK) {
-            PQfinish(conn);
+            db_close(conn);
             conn = db_connect(wp->conninfo, 5000);
         }
         if (conn)
             ops_heartbeat(conn, wp->owner_prefix, wp->cfg.lease_seconds);
         nap(wp, NULL, period_ms);
     }
-    PQfinish(conn);
+    db_close(conn);
     return NULL;
 }
 

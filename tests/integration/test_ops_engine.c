@@ -188,7 +188,7 @@ static void test_steps_recorded_in_order(void **state)
                  " WHERE operation_id = id AND step = 'submit')",
                  "https://example/jobs/1");
     assert_int_equal(ops_run_one(c, &s), 0); /* nothing else due */
-    PQfinish(c);
+    db_close(c);
 }
 
 typedef struct {
@@ -204,7 +204,7 @@ static void *claim_loop(void *arg)
     int rc;
     while ((rc = ops_run_one(c, &s)) == 1)
         cl->runs++;
-    PQfinish(c);
+    db_close(c);
     return NULL;
 }
 
@@ -231,7 +231,7 @@ static void test_two_workers_never_run_one_operation_at_once(void **state)
     assert_string_equal(PQgetvalue(r, 0, 0), "40");
     PQclear(r);
     (void)slow_overlap; /* handlers may overlap across operations; claims may not */
-    PQfinish(c);
+    db_close(c);
 }
 
 static void test_killed_worker_operation_is_resumed(void **state)
@@ -270,7 +270,7 @@ static void test_killed_worker_operation_is_resumed(void **state)
     assert_int_equal(ops_run_one(c, &s), 1);
     assert_field(c, id, "state", "succeeded");
     assert_field(c, id, "attempts", "2");
-    PQfinish(c);
+    db_close(c);
 }
 
 static void test_retries_back_off_then_fail_keeping_error(void **state)
@@ -301,7 +301,7 @@ static void test_retries_back_off_then_fail_keeping_error(void **state)
     assert_field(c, id, "state", "failed");
     assert_field(c, id, "attempts", "3");
     assert_field(c, id, "error->>'code'", "azureml_throttled");
-    PQfinish(c);
+    db_close(c);
 }
 
 static void test_poison_operation_ends_failed(void **state)
@@ -339,7 +339,7 @@ static void test_poison_operation_ends_failed(void **state)
     assert_int_equal(ops_run_one(c, &s), 1);
     assert_field(c, id, "state", "failed");
     assert_field(c, id, "error->>'abandoned'", "true");
-    PQfinish(c);
+    db_close(c);
 }
 
 static void test_steps_are_not_redone_on_retry(void **state)
@@ -362,7 +362,7 @@ static void test_steps_are_not_redone_on_retry(void **state)
                  "(SELECT string_agg(step || ':' || attempts, ',' ORDER BY position)"
                  " FROM operation_actions WHERE operation_id = id)",
                  "one:1,two:2");
-    PQfinish(c);
+    db_close(c);
 }
 
 static void *cancel_later(void *arg)
@@ -371,7 +371,7 @@ static void *cancel_later(void *arg)
     usleep(100000);
     PGconn *c = connect_or_die();
     assert_int_equal(ops_request_cancel(c, id), RST_OK);
-    PQfinish(c);
+    db_close(c);
     return NULL;
 }
 
@@ -395,7 +395,7 @@ static void test_cancel_between_steps(void **state)
     free(n);
     assert_true(steps > 0 && steps < 200);
     assert_int_equal(ops_request_cancel(c, id), RST_ECONFLICT);
-    PQfinish(c);
+    db_close(c);
 }
 
 static void test_shutdown_requeues_without_counting_the_attempt(void **state)
@@ -413,7 +413,7 @@ static void test_shutdown_requeues_without_counting_the_attempt(void **state)
     stop_flag = 0;
     assert_field(c, id, "state", "queued");
     assert_field(c, id, "attempts", "0");
-    PQfinish(c);
+    db_close(c);
 }
 
 static void test_lost_lease_cannot_overwrite(void **state)
@@ -430,7 +430,7 @@ static void test_lost_lease_cannot_overwrite(void **state)
     ops_settings s = settings("t:w");
     assert_int_equal(ops_run_one(c, &s), 0);
     assert_field(c, id, "lease_owner", "other");
-    PQfinish(c);
+    db_close(c);
 }
 
 int main(void)

@@ -33,7 +33,7 @@ static inline char *testdb_create(const char *name)
     PQclear(r);
     free(drop);
     free(create);
-    PQfinish(admin);
+    db_close(admin);
     char *conninfo = xasprintf("%s dbname=%s", base, name);
     PGconn *c = db_connect(conninfo, 60000);
     char err[256];
@@ -41,7 +41,7 @@ static inline char *testdb_create(const char *name)
     if (!c || migrate_apply(c, embedded_migrations, embedded_migrations_count, &applied, err,
                             sizeof err))
         abort();
-    PQfinish(c);
+    db_close(c);
     return conninfo;
 }
 
