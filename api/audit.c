@@ -45,7 +45,7 @@ void api_audit_list(http_req *req)
                        has_subject >= 0 ? subject : NULL, has_outcome >= 0 ? outcome : NULL,
                        has_cursor >= 0 ? cursor : NULL,   lim};
     PGresult *r = db_exec(c,
-                          "SELECT a.id::text, jsonb_build_object('id', a.id, 'at', a.at,"
+                          "SELECT a.id::text, json_build_object('id', a.id, 'at', a.at,"
                           " 'actor_oid', a.actor_oid, 'actor_name', a.actor_name, 'action',"
                           " a.action, 'subject', a.subject, 'outcome', a.outcome, 'status',"
                           " a.status, 'reason', a.reason, 'request_id', a.request_id,"

@@ -16,15 +16,15 @@ void api_me(http_req *req)
     const char *p[] = {who->id.oid, who->id.tid, who->id.name, arr};
     PGresult *r = db_exec(
         c,
-        "SELECT jsonb_build_object('oid', $1::text, 'tid', $2::text, 'name', $3::text,"
-        " 'roles', to_jsonb($4::text[]),"
-        " 'projects', coalesce((SELECT jsonb_agg(jsonb_build_object('id', p.id, 'display_name',"
+        "SELECT json_build_object('oid', $1::text, 'tid', $2::text, 'name', $3::text,"
+        " 'roles', to_json($4::text[]),"
+        " 'projects', coalesce((SELECT json_agg(json_build_object('id', p.id, 'display_name',"
         "   p.display_name, 'role', m.role) ORDER BY p.id) FROM project_members m"
-        "   JOIN projects p ON p.id = m.project_id WHERE m.user_oid = $1), '[]'::jsonb),"
-        " 'stores', coalesce((SELECT jsonb_agg(jsonb_build_object('id', s.id, 'name', s.name,"
+        "   JOIN projects p ON p.id = m.project_id WHERE m.user_oid = $1), '[]'::json),"
+        " 'stores', coalesce((SELECT json_agg(json_build_object('id', s.id, 'name', s.name,"
         "   'country', s.country, 'city', s.city, 'timezone', s.timezone) ORDER BY s.id)"
         "   FROM store_assignments a JOIN stores s ON s.id = a.store_id"
-        "   WHERE a.user_oid = $1), '[]'::jsonb))::text",
+        "   WHERE a.user_oid = $1), '[]'::json))::text",
         4, p, NULL);
     api_release(req, c);
     if (!r) {

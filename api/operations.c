@@ -27,18 +27,18 @@
     " AND split_part(o.subject, '/', 2) = m.project_id))"
 
 static const char SQL_SHOW[] =
-    "SELECT jsonb_build_object(" OPERATION_FIELDS ", 'actions', coalesce(("
-    " SELECT jsonb_agg(jsonb_build_object('position', a.position, 'step', a.step,"
+    "SELECT json_build_object(" OPERATION_FIELDS ", 'actions', coalesce(("
+    " SELECT json_agg(json_build_object('position', a.position, 'step', a.step,"
     "  'target', a.target, 'name', a.name, 'state', a.state, 'attempts', a.attempts,"
     "  'request', a.request, 'response', a.response, 'error', a.error,"
     "  'started_at', a.started_at, 'finished_at', a.finished_at,"
     "  'duration_ms', round(extract(epoch FROM a.finished_at - a.started_at) * 1000))"
     "  ORDER BY a.position)"
-    " FROM operation_actions a WHERE a.operation_id = o.id), '[]'::jsonb))::text"
+    " FROM operation_actions a WHERE a.operation_id = o.id), '[]'::json))::text"
     " FROM operations o WHERE o.id = $1::uuid AND " VISIBLE("$2", "$3");
 
 static const char SQL_LIST[] =
-    "SELECT o.seq, jsonb_build_object(" OPERATION_FIELDS ")::text FROM operations o"
+    "SELECT o.seq, json_build_object(" OPERATION_FIELDS ")::text FROM operations o"
     " WHERE ($1::text IS NULL OR o.state = $1) AND ($2::text IS NULL OR o.kind = $2)"
     " AND ($3::text IS NULL OR o.subject = $3) AND ($4::bigint IS NULL OR o.seq < $4)"
     " AND " VISIBLE("$6", "$7") " ORDER BY o.seq DESC LIMIT $5::int";

@@ -10,14 +10,15 @@
 #include <stdio.h>
 #include <string.h>
 
-#define PROJECT_JSON                                                                               \
-    "jsonb_build_object('id', p.id, 'display_name', p.display_name, 'description',"                \
+#define PROJECT_FIELDS                                                                             \
+    "'id', p.id, 'display_name', p.display_name, 'description',"                                   \
     " p.description, 'monthly_budget_usd', p.monthly_budget_usd::float8,"                          \
     " 'compute_quota_cores', p.compute_quota_cores, 'created_by', p.created_by,"                   \
-    " 'created_at', p.created_at, 'updated_at', p.updated_at, 'version', p.version)"
+    " 'created_at', p.created_at, 'updated_at', p.updated_at, 'version', p.version"
+#define PROJECT_JSON "json_build_object(" PROJECT_FIELDS ")"
 
 #define MEMBER_JSON                                                                                \
-    "jsonb_build_object('user_oid', m.user_oid, 'name', u.name, 'role', m.role,"                   \
+    "json_build_object('user_oid', m.user_oid, 'name', u.name, 'role', m.role,"                   \
     " 'added_by', m.added_by, 'added_at', m.added_at)"
 
 static const char *const MEMBER_ROLES[] = {"owner", "contributor", "reader", NULL};
@@ -130,7 +131,7 @@ void api_projects_list(http_req *req)
                        has_cursor >= 0 ? cursor : NULL, lim};
     PGresult *r = db_exec(
         c,
-        "SELECT p.id, (" PROJECT_JSON " || jsonb_build_object('my_role', m.role))::text"
+        "SELECT p.id, json_build_object(" PROJECT_FIELDS ", 'my_role', m.role)::text"
         " FROM projects p LEFT JOIN project_members m ON m.project_id = p.id AND m.user_oid = $2"
         " WHERE ($1::boolean OR m.role IS NOT NULL) AND ($3::text IS NULL OR p.id > $3)"
         " ORDER BY p.id LIMIT $4::int",
@@ -236,8 +237,8 @@ void api_members_list(http_req *req)
     if (!policy_answer(req, policy_check(c, access_caller(req), ACT_PROJECT_READ, id),
                        "project")) {
         PGresult *r = db_exec(c,
-                              "SELECT jsonb_build_object('items', coalesce(jsonb_agg(" MEMBER_JSON
-                              " ORDER BY m.added_at, m.user_oid), '[]'::jsonb))::text"
+                              "SELECT json_build_object('items', coalesce(json_agg(" MEMBER_JSON
+                              " ORDER BY m.added_at, m.user_oid), '[]'::json))::text"
                               " FROM project_members m JOIN users u ON u.oid = m.user_oid"
                               " WHERE m.project_id = $1",
                               1, (const char *[]){id}, NULL);

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #define STORE_JSON                                                                                 \
-    "jsonb_build_object('id', s.id, 'name', s.name, 'country', s.country, 'city', s.city,"         \
+    "json_build_object('id', s.id, 'name', s.name, 'country', s.country, 'city', s.city,"         \
     " 'timezone', s.timezone, 'created_at', s.created_at, 'updated_at', s.updated_at,"             \
     " 'version', s.version)"
 
@@ -224,11 +224,11 @@ void api_store_managers_list(http_req *req)
     if (!c)
         return;
     PGresult *r = db_exec(c,
-                          "SELECT s.id IS NOT NULL, jsonb_build_object('items', coalesce(("
-                          " SELECT jsonb_agg(jsonb_build_object('user_oid', a.user_oid, 'name',"
+                          "SELECT s.id IS NOT NULL, json_build_object('items', coalesce(("
+                          " SELECT json_agg(json_build_object('user_oid', a.user_oid, 'name',"
                           "  u.name, 'assigned_by', a.assigned_by, 'assigned_at', a.assigned_at)"
                           "  ORDER BY a.assigned_at) FROM store_assignments a JOIN users u"
-                          "  ON u.oid = a.user_oid WHERE a.store_id = $1), '[]'::jsonb))::text"
+                          "  ON u.oid = a.user_oid WHERE a.store_id = $1), '[]'::json))::text"
                           " FROM (SELECT $1::text AS want) w LEFT JOIN stores s ON s.id = w.want",
                           1, (const char *[]){id}, NULL);
     api_release(req, c);

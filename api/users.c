@@ -27,8 +27,8 @@ void api_users_list(http_req *req)
         return;
     const char *p[] = {has_cursor >= 0 ? cursor : NULL, has_name >= 0 ? name : NULL, lim};
     PGresult *r = db_exec(c,
-                          "SELECT u.oid, jsonb_build_object('oid', u.oid, 'tid', u.tid, 'name',"
-                          " u.name, 'roles', to_jsonb(u.roles), 'first_seen', u.first_seen,"
+                          "SELECT u.oid, json_build_object('oid', u.oid, 'tid', u.tid, 'name',"
+                          " u.name, 'roles', to_json(u.roles), 'first_seen', u.first_seen,"
                           " 'last_seen', u.last_seen)::text FROM users u"
                           " WHERE ($1::text IS NULL OR u.oid > $1)"
                           " AND ($2::text IS NULL OR u.name ILIKE '%' || $2 || '%')"

@@ -21,6 +21,8 @@ from contract import Contract  # noqa: E402
 BINARY = None
 BASE_URL = os.environ.get("ROASTERY_TEST_DATABASE_URL")
 CONTRACT = Contract()
+PG_BIN = sorted(os.path.dirname(p) for p in
+                __import__("glob").glob("/usr/lib/postgresql/*/bin/initdb"))[-1]
 
 
 def psql(conninfo, sql, *args):
@@ -283,6 +285,53 @@ class DatabaseDownTest(unittest.TestCase):
             shutil.rmtree(srv.data_dir, ignore_errors=True)
 
 
+class DatabaseRestartTest(unittest.TestCase):
+    """The database goes away under a running server and comes back."""
+
+    def pg(self, *args):
+        cmd = [PG_BIN + "/pg_ctl", "-D", self.dir + "/data", *args]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--"] + cmd
+        subprocess.run(cmd, check=True, capture_output=True)
+
+    def test_readiness_follows_the_database_and_recovers(self):
+        self.dir = tempfile.mkdtemp(prefix="roastery-pgrestart-")
+        os.chmod(self.dir, 0o755)
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        initdb = [PG_BIN + "/initdb", "-D", self.dir + "/data", "-U", "roastery", "-A", "trust",
+                  "--no-sync"]
+        subprocess.run((["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []) + initdb,
+                       check=True, capture_output=True)
+        opts = f"-k {self.dir} -c listen_addresses=''"
+        self.pg("-l", self.dir + "/log", "-o", opts, "-w", "start")
+        srv = Server({"ROASTERY_DATABASE_URL": f"host={self.dir} dbname=postgres user=roastery",
+                      "ROASTERY_WORKERS": "1"})
+        try:
+            self.assertEqual(srv.json("GET", "/readyz")[0], 200)
+            self.assertEqual(srv.json("GET", "/api/v1/operations")[0], 200)
+            self.pg("-m", "fast", "-w", "stop")
+            statuses = [srv.request("GET", "/readyz")[0] for _ in range(3)]
+            self.assertEqual(statuses[-1], 503)
+            self.assertEqual(srv.request("GET", "/healthz")[0], 200)
+            status, hdrs, _ = srv.json("GET", "/api/v1/operations")
+            self.assertEqual((status, hdrs.get("retry-after")), (503, "5"))
+            self.pg("-l", self.dir + "/log", "-o", opts, "-w", "start")
+            deadline = time.time() + 20
+            while srv.request("GET", "/readyz")[0] != 200 and time.time() < deadline:
+                time.sleep(0.2)
+            self.assertEqual(srv.json("GET", "/readyz")[0], 200)
+            self.assertEqual(srv.json("GET", "/api/v1/operations")[0], 200)
+        finally:
+            self.assertEqual(srv.stop(), 0)
+            try:
+                self.pg("-m", "immediate", "-w", "stop")
+            except subprocess.CalledProcessError:
+                pass
+            shutil.rmtree(self.dir, ignore_errors=True)
+            shutil.rmtree(srv.data_dir, ignore_errors=True)
+
+
 class ConfigTest(unittest.TestCase):
     def run_bin(self, *args, **env):
         e = {k: v for k, v in os.environ.items() if not k.startswith("ROASTERY_")}
@@ -299,6 +348,18 @@ class ConfigTest(unittest.TestCase):
             self.assertEqual(len(lines), 1, p.stderr)
             self.assertIn(f"{var}={val}", lines[0])
             self.assertIn("expected", lines[0])
+
+    def test_dev_auth_refuses_non_loopback(self):
+        p = self.run_bin("serve", ROASTERY_AUTH="dev", ROASTERY_LISTEN="0.0.0.0:18099",
+                         ROASTERY_DATABASE_URL="host=/nonexistent")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("ROASTERY_AUTH=dev", p.stderr)
+        self.assertIn("loopback", p.stderr)
+
+    def test_azuread_requires_tenant(self):
+        p = self.run_bin("serve", ROASTERY_AUTH="azuread", ROASTERY_DATABASE_URL="host=/nonexistent")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("ROASTERY_AAD_TENANT_ID", p.stderr)
 
     def test_help_and_version(self):
         for cmd in ["serve", "worker", "migrate", "version"]:
