@@ -36,10 +36,10 @@ struct devissuer {
 };
 
 /* mkdir that accepts an existing directory. */
-static int ensure_dir(const char *path, char *err, size_t errlen)
+static int ensure_dir(const char *path, mode_t mode, char *err, size_t errlen)
 {
     struct stat st;
-    if (mkdir(path, 0700) && errno != EEXIST) {
+    if (mkdir(path, mode) && errno != EEXIST) {
         snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
         return RST_EIO;
     }
@@ -239,7 +239,9 @@ int devissuer_open(const char *data_dir, devissuer **out, char *err, size_t errl
     char *sub = xasprintf("%s/dev-issuer", data_dir);
     devissuer *d = xcalloc(1, sizeof *d);
     char real[PATH_MAX];
-    if (ensure_dir(data_dir, err, errlen) || ensure_dir(sub, err, errlen))
+    /* The data directory is shared: the embedded PostgreSQL, running as its
+     * own user, must be able to pass through it. The key's directory is ours. */
+    if (ensure_dir(data_dir, 0755, err, errlen) || ensure_dir(sub, 0700, err, errlen))
         goto out;
     if (!realpath(sub, real)) {
         snprintf(err, errlen, "cannot resolve %s: %s", sub, strerror(errno));

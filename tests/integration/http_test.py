@@ -59,7 +59,8 @@ class Server:
         env.update(env_extra)
         self.env = env
         self.tokens = {}
-        self.log = open(os.path.join(self.data_dir, "server.log"), "w+")
+        self.log_dir = tempfile.mkdtemp(prefix="roastery-log-")
+        self.log = open(os.path.join(self.log_dir, "server.log"), "w+")
         self.proc = subprocess.Popen([BINARY, "serve"], env=env, stdout=self.log, stderr=self.log)
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -116,6 +117,7 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        shutil.rmtree(self.log_dir, ignore_errors=True)
         return self.proc.returncode
 
 
@@ -383,8 +385,9 @@ class ConfigTest(unittest.TestCase):
 
 class EmbeddedDatabaseTest(unittest.TestCase):
     def test_serve_without_database_url_runs_a_private_cluster(self):
-        data = tempfile.mkdtemp(prefix="roastery-embedded-")
-        os.chmod(data, 0o755)
+        parent = tempfile.mkdtemp(prefix="roastery-embedded-")
+        os.chmod(parent, 0o755)
+        data = os.path.join(parent, "var")  # created by the server, as `make demo` does
         srv = Server({"ROASTERY_WORKERS": "1"}, data_dir=data)
         try:
             deadline = time.time() + 30
@@ -396,7 +399,7 @@ class EmbeddedDatabaseTest(unittest.TestCase):
             self.assertEqual(srv.stop(), 0)
         pid_file = os.path.join(data, "pg", "data", "postmaster.pid")
         self.assertFalse(os.path.exists(pid_file), "embedded PostgreSQL still running after stop")
-        shutil.rmtree(data, ignore_errors=True)
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 if __name__ == "__main__":
