@@ -25,6 +25,7 @@ unit: debug
 
 bench: release
 	bench/run
+	bench/ingest
 
 format:
 	clang-format -i server/*.[ch] api/*.[ch] tests/*/*.c

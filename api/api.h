@@ -53,6 +53,17 @@ void api_store_managers_list(http_req *req);
 void api_store_managers_put(http_req *req);
 void api_store_managers_delete(http_req *req);
 
+/* datasets.c */
+void api_datasets_create(http_req *req);
+void api_datasets_list(http_req *req);
+void api_datasets_show(http_req *req);
+void api_versions_create(http_req *req);
+void api_versions_list(http_req *req);
+void api_versions_show(http_req *req);
+void api_versions_profile(http_req *req);
+void api_versions_canonical(http_req *req);
+void api_versions_quarantine(http_req *req);
+
 /* me.c, users.c, audit.c */
 void api_me(http_req *req);
 void api_users_list(http_req *req);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define BUCKETS 1024
 #define SEEN_REFRESH_MS 60000 /* write users.last_seen at most once a minute */
@@ -350,8 +351,12 @@ int access_before(http_req *req, const http_route *route)
         http_problem_unavailable(req);
         return 1;
     }
+    /* Uploads (text/csv and other streamed bodies) are never held in memory;
+     * they are recognised by the hash of their bytes instead. */
     const char *key = http_header(req, "Idempotency-Key");
-    if (key && !strcmp(http_method(req), "POST"))
+    const char *ctype = http_header(req, "Content-Type");
+    if (key && !strcmp(http_method(req), "POST") &&
+        (!ctype || !strncasecmp(ctype, "application/json", 16)))
         return idempotency_begin(a, req, c, key);
     return 0;
 }

@@ -7,12 +7,14 @@
 
 typedef struct access_guard access_guard;
 typedef struct devissuer devissuer;
+typedef struct artifact_store artifact_store;
 
 typedef struct {
     const config *cfg;
     db_pool *pool;
     access_guard *guard;
     devissuer *dev; /* the local issuer with ROASTERY_AUTH=dev, else NULL */
+    artifact_store *artifacts;
 } app_ctx;
 
 #endif

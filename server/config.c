@@ -3,11 +3,12 @@
 #include "config.h"
 #include "util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { V_STRING, V_INT, V_BOOL, V_LEVEL, V_LISTEN, V_CHOICE } var_kind;
+typedef enum { V_STRING, V_INT, V_BOOL, V_LEVEL, V_LISTEN, V_CHOICE, V_SIZE } var_kind;
 
 typedef struct {
     const char *name;
@@ -73,6 +74,12 @@ static const var_spec vars[] = {
      "let dev auth listen on a non-loopback address (never in production)"},
     {"ROASTERY_RATE_LIMIT_PER_SECOND", V_INT, "50", 0, 1000000, OFF(rate_limit_per_second),
      "requests per second each identity may sustain (0 = unlimited)"},
+    {"ROASTERY_ARTIFACTS", V_STRING, NULL, 0, 0, OFF(artifacts),
+     "artifact store: file:///dir or azblob://<container> (default: file://$DATA_DIR/artifacts)"},
+    {"ROASTERY_AZURE_STORAGE_CONNECTION_STRING", V_STRING, NULL, 0, 0,
+     OFF(azure_storage_connection), "Azure Storage connection string for azblob://"},
+    {"ROASTERY_MAX_UPLOAD_BYTES", V_SIZE, "10737418240", 1024, 0, OFF(max_upload_bytes),
+     "largest dataset upload in bytes (streamed, not held in memory)"},
     {"ROASTERY_RATE_LIMIT_BURST", V_INT, "200", 1, 1000000, OFF(rate_limit_burst),
      "requests an identity may make at once before the rate applies"},
 };
@@ -129,6 +136,18 @@ int config_load(config *cfg, char *err, size_t errlen)
             }
             *(int *)field = b;
             break;
+        case V_SIZE: {
+            char *end = NULL;
+            errno = 0;
+            long long bytes = strtoll(val, &end, 10);
+            if (errno || !*val || *end || bytes < s->min) {
+                snprintf(err, errlen, "%s=%s: expected a number of bytes of at least %ld", s->name,
+                         val, s->min);
+                goto bad;
+            }
+            *(long long *)field = bytes;
+            break;
+        }
         case V_CHOICE:
             if (strcmp(val, "azuread") && strcmp(val, "dev")) {
                 snprintf(err, errlen, "%s=%s: expected azuread or dev", s->name, val);
@@ -174,6 +193,8 @@ void config_free(config *cfg)
     free(cfg->aad_audience);
     free(cfg->aad_required_scope);
     free(cfg->aad_role_map);
+    free(cfg->artifacts);
+    free(cfg->azure_storage_connection);
     memset(cfg, 0, sizeof *cfg);
 }
 

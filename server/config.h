@@ -37,6 +37,11 @@ typedef struct {
     int auth_dev_allow_remote;
     int rate_limit_per_second; /* per identity; 0 = no limit */
     int rate_limit_burst;
+
+    /* artifacts and uploads */
+    char *artifacts;                /* file:///dir or azblob://container; NULL = data dir */
+    char *azure_storage_connection; /* for azblob:// */
+    long long max_upload_bytes;
 } config;
 
 /* Reads the environment into cfg. On a bad value writes one line to err

@@ -45,6 +45,10 @@ struct http_req {
     buf_t captured;
     char *captured_type;
     char *captured_location;
+    http_producer producer; /* streamed reply */
+    void (*producer_done)(void *arg);
+    void *producer_arg;
+    uint64_t stream_length;
 };
 
 /* ---- routing ---------------------------------------------------------- */
@@ -225,6 +229,31 @@ static int keep_alive(http_req *req)
 
 /* Status line, headers and body leave in one write: with TCP_NODELAY every
  * write is a packet, and CivetWeb's header helpers write a line at a time. */
+static void flush_stream(http_req *req, buf_t *head)
+{
+    mg_write(req->conn, head->data, head->len);
+    uint64_t sent = 0;
+    if (strcmp(req->ri->request_method, "HEAD")) {
+        char *chunk = xmalloc(65536);
+        size_t got = 0;
+        while (sent < req->stream_length && !req->producer(req->producer_arg, chunk, 65536, &got) &&
+               got) {
+            if (got > req->stream_length - sent)
+                got = (size_t)(req->stream_length - sent);
+            if (mg_write(req->conn, chunk, got) <= 0)
+                break;
+            sent += got;
+        }
+        free(chunk);
+        if (sent != req->stream_length)
+            log_fields(LOG_WARN, "streamed reply ended early",
+                       json_pack("{s:I, s:I}", "sent", (json_int_t)sent, "length",
+                                 (json_int_t)req->stream_length));
+    }
+    if (req->producer_done)
+        req->producer_done(req->producer_arg);
+}
+
 static void flush_reply(http_req *req)
 {
     buf_t out;
@@ -236,14 +265,38 @@ static void flush_reply(http_req *req)
     buf_printf(&out,
                "Content-Length: %zu\r\nX-Request-Id: %s\r\nCache-Control: no-store\r\n"
                "X-Content-Type-Options: nosniff\r\nConnection: %s\r\n",
-               req->captured.len, req->request_id, keep_alive(req) ? "keep-alive" : "close");
+               req->producer ? (size_t)req->stream_length : req->captured.len, req->request_id,
+               keep_alive(req) ? "keep-alive" : "close");
     for (int i = 0; i < req->nheaders; i++)
         buf_printf(&out, "%s: %s\r\n", req->hdr_name[i], req->hdr_value[i]);
     buf_puts(&out, "\r\n");
+    if (req->producer) {
+        flush_stream(req, &out);
+        buf_free(&out);
+        return;
+    }
     if (req->captured.len && strcmp(req->ri->request_method, "HEAD"))
         buf_append(&out, req->captured.data, req->captured.len);
     mg_write(req->conn, out.data, out.len);
     buf_free(&out);
+}
+
+void http_reply_stream(http_req *req, int status, const char *content_type, uint64_t length,
+                       http_producer next, void (*done)(void *arg), void *arg)
+{
+    if (req->replied) {
+        if (done)
+            done(arg);
+        return;
+    }
+    req->replied = 1;
+    req->status = status;
+    req->bytes = (size_t)length;
+    req->captured_type = content_type ? xstrdup(content_type) : NULL;
+    req->producer = next;
+    req->producer_done = done;
+    req->producer_arg = arg;
+    req->stream_length = length;
 }
 
 void http_reply_json(http_req *req, int status, json_t *body)
@@ -389,6 +442,46 @@ int http_body(http_req *req, const char **data, size_t *len)
     *data = req->body.data ? req->body.data : "";
     *len = req->body.len;
     return RST_OK;
+}
+
+int http_body_stream(http_req *req, uint64_t limit,
+                     int (*fn)(void *arg, const void *data, size_t len), void *arg, uint64_t *total)
+{
+    *total = 0;
+    long long declared = req->ri->content_length;
+    if (declared >= 0 && (uint64_t)declared > limit) {
+        http_problem(req, 413, "body-too-large", "Request body too large", NULL,
+                     "the upload is %lld bytes; the limit is %llu", declared,
+                     (unsigned long long)limit);
+        return RST_ETOOBIG;
+    }
+    char *chunk = xmalloc(65536);
+    int rc = RST_OK;
+    for (;;) {
+        int n = mg_read(req->conn, chunk, 65536);
+        if (n <= 0)
+            break;
+        if (*total + (uint64_t)n > limit) {
+            http_problem(req, 413, "body-too-large", "Request body too large", NULL,
+                         "the upload is larger than the limit of %llu bytes",
+                         (unsigned long long)limit);
+            rc = RST_ETOOBIG;
+            break;
+        }
+        *total += (uint64_t)n;
+        rc = fn(arg, chunk, (size_t)n);
+        if (rc)
+            break;
+    }
+    free(chunk);
+    if (rc == RST_OK && declared >= 0 && *total != (uint64_t)declared) {
+        http_problem(req, 400, "malformed-body", "Malformed request body", NULL,
+                     "the body ended after %llu of %lld declared bytes", (unsigned long long)*total,
+                     declared);
+        rc = RST_EINVAL;
+    }
+    req->body_read = 1;
+    return rc;
 }
 
 int http_read_json(http_req *req, json_t **out)

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct http_req http_req;
 typedef struct http_server http_server;
@@ -80,6 +81,23 @@ int http_body(http_req *req, const char **data, size_t *len);
  * run); pointers borrowed, valid during the request. 0 before any reply. */
 int http_captured(http_req *req, int *status, const char **content_type, const char **body,
                   size_t *len, const char **location);
+
+/* Streams the body to fn in chunks, without holding it: for uploads far
+ * larger than memory. Stops with 413 beyond limit bytes and 400 when the body
+ * is shorter than declared (both answered here); a non-zero return of fn
+ * stops reading and is returned (the caller answers). *total gets the bytes. */
+int http_body_stream(http_req *req, uint64_t limit,
+                     int (*fn)(void *arg, const void *data, size_t len), void *arg,
+                     uint64_t *total);
+
+/* Produces the next bytes of a streamed reply into buf (at most cap); *got = 0
+ * at the end. Non-zero aborts the connection. */
+typedef int (*http_producer)(void *arg, char *buf, size_t cap, size_t *got);
+
+/* Replies with exactly length bytes drawn from next (after the after hook,
+ * like every reply); done(arg) runs afterwards whatever happened. */
+void http_reply_stream(http_req *req, int status, const char *content_type, uint64_t length,
+                       http_producer next, void (*done)(void *arg), void *arg);
 
 /* Reads and parses the JSON body. On failure answers the request itself
  * (400, 413 or 415 problem) and returns non-zero. new: *out, json_decref. */

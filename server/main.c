@@ -5,6 +5,8 @@
 #include "app.h"
 #include "auth.h"
 #include "config.h"
+#include "artifacts.h"
+#include "dataset_ingest.h"
 #include "db.h"
 #include "devissuer.h"
 #include "embedded.h"
@@ -13,6 +15,7 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "pgembed.h"
+#include "salesgen.h"
 #include "util.h"
 #include "worker.h"
 
@@ -22,14 +25,18 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct {
     config cfg;
     pgembed *pg;
     char *conninfo;
+    artifact_store *artifacts;
 } runtime;
 
 static const char *const usage_main =
@@ -40,6 +47,7 @@ static const char *const usage_main =
     "  worker    run operation workers only (no HTTP)\n"
     "  migrate   apply pending database migrations and exit\n"
     "  token     mint a token from the local dev issuer (ROASTERY_AUTH=dev)\n"
+    "  generate-sales  write GloboJava-shaped sales CSV (see --help)\n"
     "  version   print the version and the libraries in use\n";
 
 static const char *const usage_serve =
@@ -93,6 +101,37 @@ static int open_database(runtime *rt)
     return rc;
 }
 
+/* Opens the artifact store: ROASTERY_ARTIFACTS, else file://<data dir>/artifacts.
+ * Registers the operations that need it. */
+static int open_artifacts(runtime *rt)
+{
+    char err[512] = "";
+    char *url = NULL;
+    if (rt->cfg.artifacts) {
+        url = xstrdup(rt->cfg.artifacts);
+    } else {
+        if (mkdir(rt->cfg.data_dir, 0755) && errno != EEXIST) {
+            fprintf(stderr, "roastery: cannot create ROASTERY_DATA_DIR %s: %s\n", rt->cfg.data_dir,
+                    strerror(errno));
+            return RST_EIO;
+        }
+        char abs[PATH_MAX];
+        if (!realpath(rt->cfg.data_dir, abs)) {
+            fprintf(stderr, "roastery: ROASTERY_DATA_DIR %s: %s\n", rt->cfg.data_dir,
+                    strerror(errno));
+            return RST_EIO;
+        }
+        url = xasprintf("file://%s/artifacts", abs);
+    }
+    int rc = artifacts_open(url, rt->cfg.azure_storage_connection, &rt->artifacts, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "roastery: ROASTERY_ARTIFACTS=%s: %s\n", url, err);
+    else
+        dataset_ingest_register(rt->artifacts);
+    free(url);
+    return rc;
+}
+
 /* Applies migrations, waiting up to 30 s for the database to come up. */
 static int run_migrations(runtime *rt)
 {
@@ -120,6 +159,7 @@ static int run_migrations(runtime *rt)
 
 static void shutdown_runtime(runtime *rt)
 {
+    artifacts_close(rt->artifacts);
     pgembed_stop(rt->pg);
     free(rt->conninfo);
     config_free(&rt->cfg);
@@ -213,11 +253,12 @@ static int cmd_serve(runtime *rt, sigset_t *set)
     db_pool *pool = NULL;
     access_guard *acc = NULL;
     http_server *srv = NULL;
-    if (open_database(rt) || (rt->cfg.migrate_on_start && run_migrations(rt)))
+    if (open_artifacts(rt) || open_database(rt) || (rt->cfg.migrate_on_start && run_migrations(rt)))
         goto out;
     pool = db_pool_open(rt->conninfo, rt->cfg.db_pool_size, rt->cfg.statement_timeout_ms);
     acc = access_new(pool, verifier, &rt->cfg);
-    app_ctx app = {.cfg = &rt->cfg, .pool = pool, .guard = acc, .dev = dev};
+    app_ctx app = {
+        .cfg = &rt->cfg, .pool = pool, .guard = acc, .dev = dev, .artifacts = rt->artifacts};
     size_t nroutes;
     const http_route *routes = api_routes(&nroutes);
     http_options ho = {.listen = rt->cfg.listen,
@@ -250,7 +291,7 @@ out:
 
 static int cmd_worker(runtime *rt, sigset_t *set)
 {
-    if (open_database(rt))
+    if (open_artifacts(rt) || open_database(rt))
         return 1;
     if (rt->cfg.migrate_on_start && run_migrations(rt))
         return 1;
@@ -328,6 +369,8 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "generate-sales"))
+        return salesgen_main(argc - 1, argv + 1);
     const char *usage = !strcmp(cmd, "serve")     ? usage_serve
                         : !strcmp(cmd, "worker")  ? usage_worker
                         : !strcmp(cmd, "migrate") ? usage_migrate

@@ -93,6 +93,13 @@ policy_decision policy_check(PGconn *conn, const caller *who, policy_action act,
             return d;
         return admin ? POLICY_ALLOW : POLICY_FORBIDDEN;
     }
+    case ACT_DATASET_READ:
+    case ACT_DATASET_WRITE:
+        /* Store managers never see datasets, even as project members. */
+        if (!admin && !(who->id.roles & AUTH_ROLE_DATA_SCIENTIST))
+            return POLICY_HIDDEN;
+        return project_decision(conn, who, resource,
+                                act == ACT_DATASET_READ ? PROJECT_READER : PROJECT_CONTRIBUTOR);
     case ACT_STORE_READ:
         return store_decision(conn, who, resource);
     case ACT_STORE_MANAGE:

@@ -29,6 +29,8 @@ typedef enum {
     ACT_PROJECT_MANAGE,     /* owners and admins: description, members */
     ACT_PROJECT_SET_LIMITS, /* admins: budget and quota */
     ACT_PROJECT_APPROVE,    /* admins: over-quota compute, production promotions */
+    ACT_DATASET_READ,       /* project members who are data scientists or admins */
+    ACT_DATASET_WRITE,      /* contributors and owners who are data scientists, admins */
     ACT_STORE_READ,         /* admins, data scientists; store managers: assigned stores */
     ACT_STORE_MANAGE,       /* admins: stores and assignments */
     ACT_AUDIT_READ,         /* admins */

@@ -1,0 +1,13 @@
+/* The dataset.ingest operation: reads a version's raw bytes from the
+ * artifact store, validates and normalises them, stores the canonical and
+ * quarantine files and the profile, and marks the version ready or
+ * rejected. */
+#ifndef ROASTERY_DATASET_INGEST_H
+#define ROASTERY_DATASET_INGEST_H
+
+#include "artifacts.h"
+
+/* Registers the operation kind; store is borrowed and must outlive workers. */
+void dataset_ingest_register(artifact_store *store);
+
+#endif
