@@ -15,8 +15,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import http_test  # noqa: E402
 from http_test import Server, fresh_database  # noqa: E402
 
-VENDING = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "datasets",
-                       "coffee_vending_ihelon", "index_1.csv")
+# Real sales logs no one here wrote, beside the project (../shared) or where
+# ROASTERY_SHARED_DIR says.
+SHARED = os.environ.get("ROASTERY_SHARED_DIR", "/work/shared")
+VENDING = os.path.join(SHARED, "datasets", "coffee_vending_ihelon", "index_1.csv")
 
 
 class DatasetsTest(unittest.TestCase):
@@ -111,6 +113,8 @@ class DatasetsTest(unittest.TestCase):
         self.assertIn(b"error", q.split(b"\n")[0])
 
     def test_foreign_file_is_rejected_with_missing_columns(self):
+        if not os.path.exists(VENDING):
+            self.skipTest(f"{VENDING} is not on this machine")
         with open(VENDING, "rb") as f:
             status, _, v = self.upload(f.read())
         self.assertEqual(status, 202)
