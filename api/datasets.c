@@ -174,7 +174,9 @@ static int version_number(http_req *req, long *n)
     return 0;
 }
 
-void api_versions_show(http_req *req)
+/* Answers one JSON column of a version chosen by project, dataset and
+ * number ($1, $2, $3 of sql), after the access check. */
+static void reply_version(http_req *req, const char *sql, const char *what)
 {
     const char *project = http_param(req, "project");
     long n;
@@ -185,34 +187,29 @@ void api_versions_show(http_req *req)
         return;
     if (!dataset_access(req, c, ACT_DATASET_READ, project))
         reply_one(req,
-                  db_exec(c, "SELECT " VERSION_JSON "::text FROM dataset_versions v"
-                             " WHERE v.project_id = $1 AND v.dataset = $2 AND v.number = $3::int",
-                          3, (const char *[]){project, http_param(req, "dataset"),
-                                              http_param(req, "number")},
+                  db_exec(c, sql, 3,
+                          (const char *[]){project, http_param(req, "dataset"),
+                                           http_param(req, "number")},
                           NULL),
-                  "version");
+                  what);
     api_release(req, c);
+}
+
+void api_versions_show(http_req *req)
+{
+    reply_version(req,
+                  "SELECT " VERSION_JSON "::text FROM dataset_versions v"
+                  " WHERE v.project_id = $1 AND v.dataset = $2 AND v.number = $3::int",
+                  "version");
 }
 
 void api_versions_profile(http_req *req)
 {
-    const char *project = http_param(req, "project");
-    long n;
-    if (version_number(req, &n))
-        return;
-    PGconn *c = api_conn(req);
-    if (!c)
-        return;
-    if (!dataset_access(req, c, ACT_DATASET_READ, project))
-        reply_one(req,
-                  db_exec(c, "SELECT v.profile::text FROM dataset_versions v"
-                             " WHERE v.project_id = $1 AND v.dataset = $2 AND v.number = $3::int"
-                             " AND v.state = 'ready'",
-                          3, (const char *[]){project, http_param(req, "dataset"),
-                                              http_param(req, "number")},
-                          NULL),
+    reply_version(req,
+                  "SELECT v.profile::text FROM dataset_versions v"
+                  " WHERE v.project_id = $1 AND v.dataset = $2 AND v.number = $3::int"
+                  " AND v.state = 'ready'",
                   "ready version");
-    api_release(req, c);
 }
 
 /* ---- upload ----------------------------------------------------------- */
