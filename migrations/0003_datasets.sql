@@ -48,9 +48,11 @@ CREATE TABLE dataset_versions (
 -- The same bytes uploaded twice are the same version.
 CREATE INDEX dataset_versions_sha ON dataset_versions (project_id, dataset, raw_sha256);
 
--- Daily totals per store and product, for charts and the trainer.
+-- Daily totals per store and product, for charts and the trainer. Loaded in
+-- bulk (millions of rows per version): no foreign key, whose per-row check
+-- would dominate the load; versions are immutable and never deleted alone.
 CREATE TABLE dataset_daily_totals (
-    version_id uuid NOT NULL REFERENCES dataset_versions(id) ON DELETE CASCADE,
+    version_id uuid NOT NULL,
     day        date NOT NULL,
     store_id   text NOT NULL,
     product    text NOT NULL,

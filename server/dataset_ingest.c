@@ -210,10 +210,15 @@ static int copy_daily(PGconn *c, const char *id, const char *dkey)
     }
     if (rc)
         return rc;
+    /* A retried record step replaces what an interrupted one left. */
+    r = db_exec(c, "DELETE FROM dataset_daily_totals WHERE version_id = $1::uuid", 1,
+                (const char *[]){id}, NULL);
+    if (!r)
+        return RST_EDB;
+    PQclear(r);
     r = db_exec(c,
                 "INSERT INTO dataset_daily_totals(version_id, day, store_id, product, quantity,"
-                " total) SELECT $1::uuid, day, store_id, product, quantity, total FROM daily_in"
-                " ON CONFLICT DO NOTHING",
+                " total) SELECT $1::uuid, day, store_id, product, quantity, total FROM daily_in",
                 1, (const char *[]){id}, NULL);
     if (!r)
         return RST_EDB;
