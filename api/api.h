@@ -18,6 +18,9 @@ void api_release(http_req *req, PGconn *c);
 void api_etag(http_req *req, const char *version);
 /* Answers 412 and returns 1 when If-Match names another version. */
 int api_if_match_fails(http_req *req, const char *version);
+/* Replies a row of (json text, version): ETag from the version and, for 201,
+ * Location. 503 when r is NULL or empty. r is borrowed. */
+void api_reply_versioned(http_req *req, PGresult *r, int status, const char *location);
 /* Reads ?limit= (1..200, default 50); answers 400 and returns 1 when bad. */
 int api_limit(http_req *req, long *limit);
 /* Replies {"items":[...], "next_cursor"} from a result fetched with limit+1

@@ -82,3 +82,16 @@ void api_reply_page(http_req *req, PGresult *r, int cursor_col, int json_col, lo
     http_reply_bytes(req, 200, "application/json", out.data, out.len);
     buf_free(&out);
 }
+
+void api_reply_versioned(http_req *req, PGresult *r, int status, const char *location)
+{
+    if (!r || PQntuples(r) == 0) {
+        http_problem_unavailable(req);
+        return;
+    }
+    api_etag(req, PQgetvalue(r, 0, 1));
+    if (status == 201)
+        http_add_header(req, "Location", location);
+    http_reply_bytes(req, status, "application/json", PQgetvalue(r, 0, 0),
+                     (size_t)PQgetlength(r, 0, 0));
+}

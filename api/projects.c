@@ -33,22 +33,11 @@ static const char *check_member_role(const char *s)
 
 static void reply_project(http_req *req, PGconn *c, const char *id, int status)
 {
-    const char *p[] = {id};
     PGresult *r = db_exec(c, "SELECT " PROJECT_JSON "::text, p.version FROM projects p"
-                             " WHERE p.id = $1", 1, p, NULL);
-    if (!r || PQntuples(r) == 0) {
-        PQclear(r);
-        http_problem_unavailable(req);
-        return;
-    }
-    api_etag(req, PQgetvalue(r, 0, 1));
-    if (status == 201) {
-        char loc[128];
-        snprintf(loc, sizeof loc, "/api/v1/projects/%s", id);
-        http_add_header(req, "Location", loc);
-    }
-    http_reply_bytes(req, status, "application/json", PQgetvalue(r, 0, 0),
-                     (size_t)PQgetlength(r, 0, 0));
+                             " WHERE p.id = $1", 1, (const char *[]){id}, NULL);
+    char loc[128];
+    snprintf(loc, sizeof loc, "/api/v1/projects/%s", id);
+    api_reply_versioned(req, r, status, loc);
     PQclear(r);
 }
 

@@ -37,19 +37,9 @@ static void reply_store(http_req *req, PGconn *c, const char *id, int status)
 {
     PGresult *r = db_exec(c, "SELECT " STORE_JSON "::text, s.version FROM stores s"
                              " WHERE s.id = $1", 1, (const char *[]){id}, NULL);
-    if (!r || PQntuples(r) == 0) {
-        PQclear(r);
-        http_problem_unavailable(req);
-        return;
-    }
-    api_etag(req, PQgetvalue(r, 0, 1));
-    if (status == 201) {
-        char loc[128];
-        snprintf(loc, sizeof loc, "/api/v1/stores/%s", id);
-        http_add_header(req, "Location", loc);
-    }
-    http_reply_bytes(req, status, "application/json", PQgetvalue(r, 0, 0),
-                     (size_t)PQgetlength(r, 0, 0));
+    char loc[128];
+    snprintf(loc, sizeof loc, "/api/v1/stores/%s", id);
+    api_reply_versioned(req, r, status, loc);
     PQclear(r);
 }
 

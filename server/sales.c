@@ -113,30 +113,7 @@ const char *sales_weather_name(int w)
     return w >= 0 && w < SALES_WEATHER__N ? weather_names[w] : NULL;
 }
 
-/* ---- dates (H. Hinnant's civil calendar algorithms) ---------------------- */
-
-static int32_t days_from_civil(int y, int m, int d)
-{
-    y -= m <= 2;
-    int era = (y >= 0 ? y : y - 399) / 400;
-    int yoe = y - era * 400;
-    int doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return (int32_t)(era * 146097 + doe - 719468);
-}
-
-static void civil_from_days(int32_t z, int *y, int *m, int *d)
-{
-    z += 719468;
-    int era = (z >= 0 ? z : z - 146096) / 146097;
-    int doe = z - era * 146097;
-    int yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = yoe + era * 400 + (*m <= 2);
-}
+/* ---- dates (calendar arithmetic in util.c) -------------------------------- */
 
 static int real_date(int y, int m, int d)
 {
@@ -168,7 +145,7 @@ static int parse_iso(const char *s, size_t n, int32_t *days)
         return -1;
     if (!real_date(y, m, d))
         return -2;
-    *days = days_from_civil(y, m, d);
+    *days = util_days_from_civil(y, m, d);
     return 0;
 }
 
@@ -186,7 +163,7 @@ static void put2(char *o, int v)
 void sales_format_date(int32_t days, char out[11])
 {
     int y, m, d;
-    civil_from_days(days, &y, &m, &d);
+    util_civil_from_days(days, &y, &m, &d);
     if (y < 0 || y > 9999)
         y = 0;
     put2(out, y / 100);
@@ -687,7 +664,7 @@ static int date_fields(row_ctx *c, int32_t *out)
                     ymd[2]);
             return -1;
         }
-        days = days_from_civil(ymd[0], ymd[1], ymd[2]);
+        days = util_days_from_civil(ymd[0], ymd[1], ymd[2]);
     }
     if (days < s->min_day || days > s->max_day) {
         int f = s->use_dmy ? F_DAY : F_DATE;

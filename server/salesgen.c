@@ -150,30 +150,6 @@ static const double major_holiday_lift[CAT__N] = {0.55, 0.55, 0.55, 0.40};
 
 /* ---- calendar ------------------------------------------------------------ */
 
-/* H. Hinnant's civil calendar algorithms; days since 1970-01-01. */
-static int32_t days_from_civil(int y, int m, int d)
-{
-    y -= m <= 2;
-    int era = (y >= 0 ? y : y - 399) / 400;
-    int yoe = y - era * 400;
-    int doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return (int32_t)(era * 146097 + doe - 719468);
-}
-
-static void civil_from_days(int32_t z, int *y, int *m, int *d)
-{
-    z += 719468;
-    int era = (z >= 0 ? z : z - 146096) / 146097;
-    int doe = z - era * 146097;
-    int yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
 static int month_days(int y, int m)
 {
     static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -204,8 +180,8 @@ static int parse_date(const char *s, int32_t *out)
         }
     if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > month_days(v[0], v[1]))
         return -1;
-    int32_t d = days_from_civil(v[0], v[1], v[2]);
-    if (d < days_from_civil(1970, 1, 1) || d > days_from_civil(2100, 12, 31))
+    int32_t d = util_days_from_civil(v[0], v[1], v[2]);
+    if (d < util_days_from_civil(1970, 1, 1) || d > util_days_from_civil(2100, 12, 31))
         return -1;
     *out = d;
     return 0;
@@ -302,7 +278,7 @@ static const holiday_rule *holiday_find(int country, int y, int m, int d, int wd
         case R_EASTER: {
             int em, ed;
             salesgen_easter(y, &em, &ed);
-            hit = days_from_civil(y, m, d) == days_from_civil(y, em, ed) + r->a;
+            hit = util_days_from_civil(y, m, d) == util_days_from_civil(y, em, ed) + r->a;
             break;
         }
         case R_VICTORIA: /* the Monday before May 25 */
@@ -329,7 +305,7 @@ const char *salesgen_holiday(const char *country, int year, int month, int day)
     for (int c = 0; c < C__N; c++)
         if (!strcmp(country, country_names[c])) {
             const holiday_rule *r =
-                holiday_find(c, year, month, day, weekday(days_from_civil(year, month, day)));
+                holiday_find(c, year, month, day, weekday(util_days_from_civil(year, month, day)));
             return r ? r->name : NULL;
         }
     return NULL;
@@ -679,11 +655,11 @@ static int pick_weather(const gen_t *g, int city, int doy, double *temp_out)
 static void begin_day(gen_t *g, int32_t day)
 {
     g->day = day;
-    civil_from_days(day, &g->y, &g->m, &g->d);
+    util_civil_from_days(day, &g->y, &g->m, &g->d);
     g->wd = weekday(day);
     if (g->y != g->price_year)
         set_prices(g, g->y);
-    int doy = (int)(day - days_from_civil(g->y, 1, 1));
+    int doy = (int)(day - util_days_from_civil(g->y, 1, 1));
     for (int c = 0; c < C__N; c++) {
         const holiday_rule *r = holiday_find(c, g->y, g->m, g->d, g->wd);
         g->holiday[c] = r ? 1 + r->major : 0;
@@ -692,7 +668,7 @@ static void begin_day(gen_t *g, int32_t day)
         if (g->city_used[c])
             g->cday[c].weather = pick_weather(g, c, doy, &g->cday[c].temp);
 
-    double years = (day - days_from_civil(2022, 1, 1)) / YEAR_DAYS;
+    double years = (day - util_days_from_civil(2022, 1, 1)) / YEAR_DAYS;
     int gift = (g->m == 11 && g->d >= 20) || (g->m == 12 && g->d <= 24);
     for (int p = 0; p < g->nproducts; p++) {
         const product_info *pi = &products[p];

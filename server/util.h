@@ -53,6 +53,11 @@ int parse_bool(const char *s, int *out);
 int64_t now_ms_monotonic(void);
 int64_t now_ms_wall(void);
 
+/* Proleptic Gregorian calendar <-> days since 1970-01-01 (H. Hinnant's
+ * civil calendar algorithms). */
+int32_t util_days_from_civil(int y, int m, int d);
+void util_civil_from_days(int32_t z, int *y, int *m, int *d);
+
 /* Fills out with 16 random bytes hex-encoded (32 chars + NUL). */
 void random_hex_id(char out[33]);
 
