@@ -67,6 +67,10 @@ void api_versions_profile(http_req *req);
 void api_versions_canonical(http_req *req);
 void api_versions_quarantine(http_req *req);
 
+/* dataset_rows.c */
+void api_versions_rows(http_req *req);
+void api_versions_daily_totals(http_req *req);
+
 /* me.c, users.c, audit.c */
 void api_me(http_req *req);
 void api_users_list(http_req *req);

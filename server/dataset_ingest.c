@@ -176,56 +176,6 @@ static char *read_text(const char *key)
     return b.data;
 }
 
-/* COPYs the daily totals CSV into dataset_daily_totals for version id. */
-static int copy_daily(PGconn *c, const char *id, const char *dkey)
-{
-    PGresult *r = db_exec(c,
-                          "CREATE TEMP TABLE IF NOT EXISTS daily_in (day date, store_id text,"
-                          " product text, quantity bigint, total numeric, rows bigint)"
-                          " ON COMMIT DELETE ROWS",
-                          0, NULL, NULL);
-    if (!r)
-        return RST_EDB;
-    PQclear(r);
-    r = PQexec(c, "COPY daily_in FROM STDIN (FORMAT csv, HEADER)");
-    int ok = PQresultStatus(r) == PGRES_COPY_IN;
-    PQclear(r);
-    if (!ok)
-        return RST_EDB;
-    artifact_reader *rd = NULL;
-    int rc = artifacts_reader_open(store, dkey, 0, 0, &rd);
-    char *chunk = xmalloc(1 << 18);
-    size_t got = 0;
-    while (rc == RST_OK && (rc = artifacts_reader_read(rd, chunk, 1 << 18, &got)) == RST_OK &&
-           got)
-        if (PQputCopyData(c, chunk, (int)got) != 1)
-            rc = RST_EDB;
-    free(chunk);
-    artifacts_reader_close(rd);
-    PQputCopyEnd(c, rc ? "reading the daily totals failed" : NULL);
-    while ((r = PQgetResult(c))) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == RST_OK)
-            rc = RST_EDB;
-        PQclear(r);
-    }
-    if (rc)
-        return rc;
-    /* A retried record step replaces what an interrupted one left. */
-    r = db_exec(c, "DELETE FROM dataset_daily_totals WHERE version_id = $1::uuid", 1,
-                (const char *[]){id}, NULL);
-    if (!r)
-        return RST_EDB;
-    PQclear(r);
-    r = db_exec(c,
-                "INSERT INTO dataset_daily_totals(version_id, day, store_id, product, quantity,"
-                " total) SELECT $1::uuid, day, store_id, product, quantity, total FROM daily_in",
-                1, (const char *[]){id}, NULL);
-    if (!r)
-        return RST_EDB;
-    PQclear(r);
-    return RST_OK;
-}
-
 static ops_result step_ingest(ops_ctx *ctx, json_t *request, json_t **response, void *arg)
 {
     (void)request;
@@ -328,7 +278,9 @@ static char *jnum(json_t *o, const char *path1, const char *path2)
     return json_is_integer(v) ? xasprintf("%lld", (long long)json_integer_value(v)) : NULL;
 }
 
-/* Stores results, profile and daily totals, and settles the version. */
+/* Stores the results and the profile, and settles the version. The daily
+ * totals stay an artifact (daily.csv): loading millions of rows into the
+ * database took longer than the whole ingestion, and nothing searches them. */
 static ops_result step_record(ops_ctx *ctx, json_t *request, json_t **response, void *arg)
 {
     version_info *v = ((step_arg *)arg)->v;
@@ -339,11 +291,10 @@ static ops_result step_record(ops_ctx *ctx, json_t *request, json_t **response, 
     char *read = jnum(res, "rows_read", NULL);
     char *acc = jnum(res, "rows_accepted", NULL);
     char *rej = jnum(res, "rows_rejected", NULL);
-    char base[300], pkey[340], dkey[340];
+    char base[300], pkey[340];
     snprintf(base, sizeof base, "projects/%s/datasets/%s/versions/%s", v->project, v->dataset,
              v->number);
     snprintf(pkey, sizeof pkey, "%s/profile.json", base);
-    snprintf(dkey, sizeof dkey, "%s/daily.csv", base);
     char *prof = rejected ? NULL : read_text(pkey);
     if (!rejected && !prof) {
         free(cbytes);
@@ -374,11 +325,6 @@ static ops_result step_record(ops_ctx *ctx, json_t *request, json_t **response, 
                 " rows_read = $7::bigint, rows_accepted = $8::bigint, rows_rejected = $9::bigint,"
                 " result = $10::jsonb, profile = $11::jsonb, finished_at = now() WHERE id = $1",
                 11, p, NULL);
-    if (r && !rejected) {
-        PQclear(r);
-        /* Daily totals per store and product, for charts and the trainer. */
-        r = copy_daily(c, v->id, dkey) == RST_OK ? db_exec(c, "SELECT 1", 0, NULL, NULL) : NULL;
-    }
     if (r) {
         PQclear(r);
         r = db_exec(c, "COMMIT", 0, NULL, NULL);

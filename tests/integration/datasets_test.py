@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import http_test  # noqa: E402
@@ -35,10 +36,14 @@ class DatasetsTest(unittest.TestCase):
                                     {"name": "sales", "description": "GloboJava sales"},
                                     token=cls.ds)
         assert status == 201, status
-        cls.csv = subprocess.run([http_test.BINARY, "generate-sales", "--stores", "3",
-                                  "--products", "4", "--start", "2023-01-01", "--end",
-                                  "2023-03-31", "--seed", "7"],
-                                 capture_output=True, check=True).stdout
+        cls.csv = cls.generate(7)
+
+    @staticmethod
+    def generate(seed, stores=3):
+        return subprocess.run([http_test.BINARY, "generate-sales", "--stores", str(stores),
+                               "--products", "4", "--start", "2023-01-01", "--end",
+                               "2023-03-31", "--seed", str(seed)],
+                              capture_output=True, check=True).stdout
 
     @classmethod
     def tearDownClass(cls):
@@ -88,6 +93,63 @@ class DatasetsTest(unittest.TestCase):
         self.assertEqual(status, 202)
         gz = self.wait(gz)
         self.assertEqual((gz["state"], gz["rows_accepted"]), ("ready", rows))
+
+    def test_row_preview_pages_and_daily_totals(self):
+        status, _, v = self.upload(self.generate(8))
+        self.assertIn(status, (200, 202))
+        v = self.wait(v)
+        base = f"/api/v1/projects/demand/datasets/sales/versions/{v['number']}"
+        _, _, canonical = self.srv.request("GET", base + "/canonical.csv", token=self.ds)
+        expected = canonical.decode().splitlines()[1:]
+        seen, cursor, pages = [], None, 0
+        while True:
+            q = "?limit=500" + (f"&cursor={cursor}" if cursor else "")
+            status, _, page = self.srv.json("GET", base + "/rows" + q, token=self.ds)
+            self.assertEqual(status, 200, page)
+            seen += page["items"]
+            pages += 1
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        self.assertEqual(len(seen), len(expected))
+        self.assertEqual(pages, (len(expected) + 499) // 500)
+        first = expected[0].split(",")
+        self.assertEqual((seen[0]["date"], seen[0]["store_id"], seen[0]["quantity"]),
+                         (first[0], first[1], int(first[6])))
+        last = expected[-1].split(",")
+        self.assertEqual((seen[-1]["date"], seen[-1]["product"]), (last[0], last[5]))
+        for bad in ["?limit=0", "?limit=1001", "?cursor=abc", "?cursor=999999999999"]:
+            status, _, p = self.srv.json("GET", base + "/rows" + bad, token=self.ds)
+            self.assertEqual(status, 400, bad)
+            self.assertIn(p["errors"][0]["field"], ("limit", "cursor"))
+        # daily totals of one store and product add up to the canonical rows
+        store, product = first[1], first[5]
+        q = f"?store={store}&product={product.replace(' ', '%20')}"
+        status, _, d = self.srv.json("GET", base + "/daily-totals" + q, token=self.ds)
+        self.assertEqual(status, 200, d)
+        want = sum(int(r.split(",")[6]) for r in expected
+                   if r.split(",")[1] == store and r.split(",")[5] == product)
+        self.assertEqual(sum(i["quantity"] for i in d["items"]), want)
+        days = [i["day"] for i in d["items"]]
+        self.assertEqual(days, sorted(days))
+        status, _, p = self.srv.json("GET", base + "/daily-totals", token=self.ds)
+        self.assertEqual((status, p["errors"][0]["field"]), (400, "store"))
+
+    def test_dataset_changes_are_audited(self):
+        status, _, v = self.upload(self.generate(9, stores=1))
+        self.assertEqual(status, 202)
+        admin = self.srv.token()
+        status, _, page = self.srv.json(
+            "GET", "/api/v1/audit?subject=projects/demand/datasets/sales", token=admin)
+        self.assertEqual(status, 200, page)
+        self.assertIn(("POST /api/v1/projects/{project}/datasets", "succeeded"),
+                      {(e["action"], e["outcome"]) for e in page["items"]})
+        action = urllib.parse.quote("POST /api/v1/projects/{project}/datasets/{dataset}/versions")
+        status, _, page = self.srv.json("GET", f"/api/v1/audit?action={action}&limit=200",
+                                        token=admin)
+        self.assertEqual(status, 200, page)
+        subjects = {e["subject"] for e in page["items"] if e["outcome"] == "succeeded"}
+        self.assertIn(f"projects/demand/datasets/sales/versions/{v['number']}", subjects)
 
     def test_bad_rows_reject_or_quarantine(self):
         lines = self.csv.split(b"\n")
