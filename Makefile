@@ -11,7 +11,7 @@ release debug asan: deps
 	@cmake --build --preset $@
 
 demo: release
-	ROASTERY_AUTH=$${ROASTERY_AUTH:-dev} ROASTERY_DATA_DIR=$${ROASTERY_DATA_DIR:-./var} build/release/roastery serve
+	ROASTERY_DATA_DIR=$${ROASTERY_DATA_DIR:-./var} build/release/roastery demo
 
 # Every suite: unit + integration (real PostgreSQL) in the debug build, the same
 # again under ASan/UBSan, then the OpenAPI lint.

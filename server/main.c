@@ -8,6 +8,7 @@
 #include "artifacts.h"
 #include "dataset_ingest.h"
 #include "db.h"
+#include "demo.h"
 #include "devissuer.h"
 #include "embedded.h"
 #include "http.h"
@@ -44,6 +45,7 @@ static const char *const usage_main =
     "\n"
     "commands:\n"
     "  serve     run the HTTP API and in-process operation workers\n"
+    "  demo      serve, and seed GloboJava's people, stores and sales through the API\n"
     "  worker    run operation workers only (no HTTP)\n"
     "  migrate   apply pending database migrations and exit\n"
     "  token     mint a token from the local dev issuer (ROASTERY_AUTH=dev)\n"
@@ -55,6 +57,12 @@ static const char *const usage_serve =
     "Serves the API on ROASTERY_LISTEN and runs ROASTERY_WORKERS operation workers.\n"
     "Without ROASTERY_DATABASE_URL a private PostgreSQL is started under\n"
     "ROASTERY_DATA_DIR/pg. SIGTERM or SIGINT drain requests and stop cleanly.\n\n";
+static const char *const usage_demo =
+    "usage: roastery demo\n\n"
+    "Runs serve with the dev issuer (ROASTERY_AUTH=dev) and seeds, through the API,\n"
+    "the project " DEMO_PROJECT " with GloboJava's sales history, its stores, a data\n"
+    "scientist (" DEMO_SCIENTIST "), an admin (" DEMO_ADMIN ") and a store manager\n"
+    "(" DEMO_MANAGER ") of two stores. Restarting finds what was seeded.\n\n";
 static const char *const usage_worker =
     "usage: roastery worker\n\n"
     "Runs max(ROASTERY_WORKERS, 1) operation workers without HTTP, until SIGTERM.\n\n";
@@ -243,7 +251,7 @@ static auth_verifier *open_verifier(runtime *rt, devissuer **dev)
     return v;
 }
 
-static int cmd_serve(runtime *rt, sigset_t *set)
+static int cmd_serve(runtime *rt, sigset_t *set, int demo)
 {
     devissuer *dev = NULL;
     auth_verifier *verifier = open_verifier(rt, &dev);
@@ -277,7 +285,9 @@ static int cmd_serve(runtime *rt, sigset_t *set)
                json_pack("{s:s, s:s, s:i, s:i}", "listen", rt->cfg.listen, "version",
                          ROASTERY_VERSION, "http_threads", rt->cfg.http_threads, "workers",
                          rt->cfg.workers));
+    demo_seeder *seeder = demo && dev ? demo_seeder_start(rt->cfg.listen, dev) : NULL;
     wait_for_signal(set);
+    demo_seeder_stop(seeder);
     http_server_stop(srv); /* drains in-flight requests */
     worker_pool_stop(wp);  /* workers stop between steps */
     rc = 0;
@@ -372,6 +382,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "generate-sales"))
         return salesgen_main(argc - 1, argv + 1);
     const char *usage = !strcmp(cmd, "serve")     ? usage_serve
+                        : !strcmp(cmd, "demo")    ? usage_demo
                         : !strcmp(cmd, "worker")  ? usage_worker
                         : !strcmp(cmd, "migrate") ? usage_migrate
                         : !strcmp(cmd, "token")   ? usage_token
@@ -396,6 +407,15 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "version"))
         return cmd_version();
 
+    /* The demo's people sign in with the dev issuer. */
+    if (!strcmp(cmd, "demo")) {
+        const char *auth = getenv("ROASTERY_AUTH");
+        if (auth && strcmp(auth, "dev")) {
+            fprintf(stderr, "roastery demo: needs ROASTERY_AUTH=dev (it is '%s')\n", auth);
+            return 2;
+        }
+        setenv("ROASTERY_AUTH", "dev", 1);
+    }
     runtime rt;
     memset(&rt, 0, sizeof rt);
     load_config(&rt);
@@ -405,8 +425,8 @@ int main(int argc, char **argv)
     block_signals(&set);
 
     int rc;
-    if (!strcmp(cmd, "serve"))
-        rc = cmd_serve(&rt, &set);
+    if (!strcmp(cmd, "serve") || !strcmp(cmd, "demo"))
+        rc = cmd_serve(&rt, &set, !strcmp(cmd, "demo"));
     else if (!strcmp(cmd, "worker"))
         rc = cmd_worker(&rt, &set);
     else

@@ -48,34 +48,35 @@ typedef struct {
     double wet_mean, wet_amp;
     int wet_peak;
     int price_pm; /* city premium on the country's menu */
+    const char *timezone;
 } city_info;
 
 /* The first twelve are the default stores; the rest follow when --stores > 12. */
 static const city_info cities[] = {
-    {"Seattle", "SEA", C_USA, 16.0, 8.5, 205, 3.0, 0.42, 0.22, 350, 1050},
-    {"New York", "NYC", C_USA, 17.0, 12.5, 200, 4.0, 0.32, 0.03, 180, 1100},
-    {"Chicago", "CHI", C_USA, 15.0, 14.5, 200, 5.0, 0.32, 0.05, 150, 1000},
-    {"Austin", "AUS", C_USA, 26.5, 9.0, 210, 3.5, 0.22, 0.05, 140, 1000},
-    {"Toronto", "TOR", C_CANADA, 13.0, 14.0, 200, 4.5, 0.33, 0.04, 330, 1030},
-    {"Vancouver", "VAN", C_CANADA, 14.5, 8.0, 205, 2.5, 0.45, 0.22, 340, 1050},
-    {"Montreal", "MTL", C_CANADA, 11.5, 15.5, 200, 5.0, 0.36, 0.04, 340, 1000},
-    {"Calgary", "CGY", C_CANADA, 11.0, 12.0, 205, 6.0, 0.25, 0.08, 170, 1000},
-    {"Mexico City", "MEX", C_MEXICO, 24.0, 3.0, 125, 2.0, 0.30, 0.28, 200, 1000},
-    {"Guadalajara", "GDL", C_MEXICO, 29.0, 4.0, 135, 2.0, 0.25, 0.25, 200, 1000},
-    {"Monterrey", "MTY", C_MEXICO, 29.0, 8.0, 215, 3.5, 0.18, 0.08, 260, 1000},
-    {"Puebla", "PUE", C_MEXICO, 23.5, 3.0, 125, 2.0, 0.28, 0.25, 200, 1000},
-    {"Los Angeles", "LAX", C_USA, 23.0, 5.0, 225, 3.0, 0.10, 0.09, 30, 1050},
-    {"Ottawa", "OTT", C_CANADA, 11.0, 15.5, 200, 5.0, 0.34, 0.04, 330, 1000},
-    {"Tijuana", "TIJ", C_MEXICO, 22.5, 4.0, 230, 2.5, 0.10, 0.08, 30, 1000},
-    {"Miami", "MIA", C_USA, 29.0, 3.5, 210, 1.5, 0.35, 0.15, 200, 1000},
-    {"Edmonton", "EDM", C_CANADA, 9.5, 13.5, 200, 6.0, 0.25, 0.08, 180, 1000},
-    {"Cancun", "CUN", C_MEXICO, 30.0, 2.5, 215, 1.5, 0.30, 0.12, 270, 1000},
-    {"Denver", "DEN", C_USA, 18.5, 12.5, 200, 5.5, 0.22, 0.06, 150, 1000},
-    {"Halifax", "HFX", C_CANADA, 11.0, 12.0, 210, 4.0, 0.40, 0.05, 340, 1000},
-    {"Merida", "MID", C_MEXICO, 33.0, 3.0, 135, 2.0, 0.25, 0.18, 220, 1000},
-    {"Boston", "BOS", C_USA, 15.5, 12.0, 200, 4.5, 0.32, 0.03, 60, 1050},
-    {"Winnipeg", "WPG", C_CANADA, 8.5, 17.5, 200, 6.0, 0.25, 0.08, 170, 1000},
-    {"Queretaro", "QRO", C_MEXICO, 27.0, 3.5, 130, 2.0, 0.20, 0.18, 200, 1000},
+    {"Seattle", "SEA", C_USA, 16.0, 8.5, 205, 3.0, 0.42, 0.22, 350, 1050, "America/Los_Angeles"},
+    {"New York", "NYC", C_USA, 17.0, 12.5, 200, 4.0, 0.32, 0.03, 180, 1100, "America/New_York"},
+    {"Chicago", "CHI", C_USA, 15.0, 14.5, 200, 5.0, 0.32, 0.05, 150, 1000, "America/Chicago"},
+    {"Austin", "AUS", C_USA, 26.5, 9.0, 210, 3.5, 0.22, 0.05, 140, 1000, "America/Chicago"},
+    {"Toronto", "TOR", C_CANADA, 13.0, 14.0, 200, 4.5, 0.33, 0.04, 330, 1030, "America/Toronto"},
+    {"Vancouver", "VAN", C_CANADA, 14.5, 8.0, 205, 2.5, 0.45, 0.22, 340, 1050, "America/Vancouver"},
+    {"Montreal", "MTL", C_CANADA, 11.5, 15.5, 200, 5.0, 0.36, 0.04, 340, 1000, "America/Toronto"},
+    {"Calgary", "CGY", C_CANADA, 11.0, 12.0, 205, 6.0, 0.25, 0.08, 170, 1000, "America/Edmonton"},
+    {"Mexico City", "MEX", C_MEXICO, 24.0, 3.0, 125, 2.0, 0.30, 0.28, 200, 1000, "America/Mexico_City"},
+    {"Guadalajara", "GDL", C_MEXICO, 29.0, 4.0, 135, 2.0, 0.25, 0.25, 200, 1000, "America/Mexico_City"},
+    {"Monterrey", "MTY", C_MEXICO, 29.0, 8.0, 215, 3.5, 0.18, 0.08, 260, 1000, "America/Monterrey"},
+    {"Puebla", "PUE", C_MEXICO, 23.5, 3.0, 125, 2.0, 0.28, 0.25, 200, 1000, "America/Mexico_City"},
+    {"Los Angeles", "LAX", C_USA, 23.0, 5.0, 225, 3.0, 0.10, 0.09, 30, 1050, "America/Los_Angeles"},
+    {"Ottawa", "OTT", C_CANADA, 11.0, 15.5, 200, 5.0, 0.34, 0.04, 330, 1000, "America/Toronto"},
+    {"Tijuana", "TIJ", C_MEXICO, 22.5, 4.0, 230, 2.5, 0.10, 0.08, 30, 1000, "America/Tijuana"},
+    {"Miami", "MIA", C_USA, 29.0, 3.5, 210, 1.5, 0.35, 0.15, 200, 1000, "America/New_York"},
+    {"Edmonton", "EDM", C_CANADA, 9.5, 13.5, 200, 6.0, 0.25, 0.08, 180, 1000, "America/Edmonton"},
+    {"Cancun", "CUN", C_MEXICO, 30.0, 2.5, 215, 1.5, 0.30, 0.12, 270, 1000, "America/Cancun"},
+    {"Denver", "DEN", C_USA, 18.5, 12.5, 200, 5.5, 0.22, 0.06, 150, 1000, "America/Denver"},
+    {"Halifax", "HFX", C_CANADA, 11.0, 12.0, 210, 4.0, 0.40, 0.05, 340, 1000, "America/Halifax"},
+    {"Merida", "MID", C_MEXICO, 33.0, 3.0, 135, 2.0, 0.25, 0.18, 220, 1000, "America/Merida"},
+    {"Boston", "BOS", C_USA, 15.5, 12.0, 200, 4.5, 0.32, 0.03, 60, 1050, "America/New_York"},
+    {"Winnipeg", "WPG", C_CANADA, 8.5, 17.5, 200, 6.0, 0.25, 0.08, 170, 1000, "America/Winnipeg"},
+    {"Queretaro", "QRO", C_MEXICO, 27.0, 3.5, 130, 2.0, 0.20, 0.18, 200, 1000, "America/Mexico_City"},
 };
 #define NCITIES ((int)COUNT(cities))
 
@@ -583,24 +584,42 @@ static int check_options(const salesgen_options *o, int32_t *first, int32_t *las
     return RST_OK;
 }
 
+/* Writes the id of store number index (0-based) into id[16]: US-SEA-001. */
+static void store_id(int index, char *id)
+{
+    const city_info *c = &cities[index % NCITIES];
+    int number = index / NCITIES + 1;
+    char *p = put(id, country_codes[c->country]);
+    *p++ = '-';
+    p = put(p, c->code);
+    *p++ = '-';
+    *p++ = (char)('0' + number / 100 % 10);
+    *p++ = (char)('0' + number / 10 % 10);
+    *p++ = (char)('0' + number % 10);
+    *p = '\0';
+}
+
+int salesgen_store_info(int index, salesgen_store *out)
+{
+    if (index < 0 || index >= SALESGEN_MAX_STORES)
+        return RST_EINVAL;
+    const city_info *c = &cities[index % NCITIES];
+    store_id(index, out->id);
+    out->city = c->name;
+    out->country = country_names[c->country];
+    out->timezone = c->timezone;
+    return RST_OK;
+}
+
 static void init_stores(gen_t *g)
 {
     for (int s = 0; s < g->o.stores; s++) {
         store_t *st = &g->stores[s];
-        const city_info *c = &cities[s % NCITIES];
         st->city = s % NCITIES;
         st->number = s / NCITIES + 1;
-        st->scale = country_scale[c->country] *
+        st->scale = country_scale[cities[st->city].country] *
                     exp(STORE_SD * gauss(key(g->o.seed, TAG_STORE, (uint32_t)s, 0)));
-        char *p = st->id;
-        p = put(p, country_codes[c->country]);
-        *p++ = '-';
-        p = put(p, c->code);
-        *p++ = '-';
-        *p++ = (char)('0' + st->number / 100 % 10);
-        *p++ = (char)('0' + st->number / 10 % 10);
-        *p++ = (char)('0' + st->number % 10);
-        *p = '\0';
+        store_id(s, st->id);
         g->city_used[st->city] = 1;
     }
 }

@@ -31,6 +31,18 @@ typedef struct {
     int date_columns;  /* 0: one ISO "Date" column; 1: Day, Month, Year columns as in the article */
 } salesgen_options;
 
+/* One store of the generated chain, as the registry of stores should know it. */
+typedef struct {
+    char id[16];          /* US-SEA-001 */
+    const char *city;     /* static strings */
+    const char *country;  /* USA, Canada or Mexico */
+    const char *timezone; /* IANA, e.g. America/Los_Angeles */
+} salesgen_store;
+
+/* Store number index (0-based, < SALESGEN_MAX_STORES) of every generated
+ * file: the same whatever the seed. RST_OK, or RST_EINVAL for a bad index. */
+int salesgen_store_info(int index, salesgen_store *out);
+
 /* Fills o with the defaults above. */
 void salesgen_defaults(salesgen_options *o);
 

@@ -48,7 +48,7 @@ def fresh_database(name):
 
 
 class Server:
-    def __init__(self, env_extra, data_dir=None):
+    def __init__(self, env_extra, data_dir=None, command="serve"):
         self.port = free_port()
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="roastery-test-")
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROASTERY_")}
@@ -61,7 +61,7 @@ class Server:
         self.tokens = {}
         self.log_dir = tempfile.mkdtemp(prefix="roastery-log-")
         self.log = open(os.path.join(self.log_dir, "server.log"), "w+")
-        self.proc = subprocess.Popen([BINARY, "serve"], env=env, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen([BINARY, command], env=env, stdout=self.log, stderr=self.log)
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:

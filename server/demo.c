@@ -1,0 +1,268 @@
+/* The GloboJava demo seeding, over HTTP against our own API. */
+#include "demo.h"
+#include "auth.h"
+#include "log.h"
+#include "salesgen.h"
+#include "util.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct demo_seeder {
+    pthread_t thread;
+    char base[96];
+    devissuer *dev;
+    volatile sig_atomic_t stop;
+};
+
+typedef struct {
+    const char *base;
+    volatile sig_atomic_t *stop;
+    char *admin, *scientist, *manager; /* tokens */
+} seed_ctx;
+
+static size_t collect(char *data, size_t size, size_t n, void *arg)
+{
+    return buf_append(arg, data, size * n) ? 0 : size * n;
+}
+
+/* One request; *status gets the HTTP status (0 when no answer) and *reply,
+ * when given, the body (caller frees with buf_free). Retries while the
+ * server answers 503 or cannot be reached yet. */
+static int call(seed_ctx *s, const char *method, const char *path, const char *token,
+                const char *ctype, const char *body, size_t len, long *status, buf_t *reply)
+{
+    char url[512], auth[4096], ct[96];
+    snprintf(url, sizeof url, "%s%s", s->base, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    snprintf(ct, sizeof ct, "Content-Type: %s", ctype ? ctype : "application/json");
+    buf_t local;
+    buf_init(&local, 16u << 20);
+    if (!reply)
+        reply = &local;
+    *status = 0;
+    for (int attempt = 0; attempt < 30 && !(s->stop && *s->stop); attempt++) {
+        reply->len = 0;
+        CURL *h = curl_easy_init();
+        struct curl_slist *hdrs = curl_slist_append(NULL, auth);
+        hdrs = curl_slist_append(hdrs, ct);
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, reply);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, 300L);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        if (body) {
+            curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        }
+        CURLcode rc = curl_easy_perform(h);
+        if (rc == CURLE_OK)
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+        curl_slist_free_all(hdrs);
+        curl_easy_cleanup(h);
+        if (rc == CURLE_OK && *status != 503)
+            break;
+        *status = 0;
+        sleep(1);
+    }
+    buf_free(&local);
+    return *status ? RST_OK : RST_EIO;
+}
+
+/* A JSON call whose success is any of the listed statuses (e.g. 201 and
+ * 409 for "created or already there"). */
+static int call_json(seed_ctx *s, const char *method, const char *path, const char *token,
+                     json_t *body, long ok1, long ok2, json_t **out)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    long status;
+    buf_t reply;
+    buf_init(&reply, 16u << 20);
+    int rc = call(s, method, path, token, NULL, text, text ? strlen(text) : 0, &status, &reply);
+    free(text);
+    if (rc == RST_OK && status != ok1 && status != ok2) {
+        log_fields(LOG_WARN, "demo step failed",
+                   json_pack("{s:s, s:s, s:I, s:s%}", "method", method, "path", path, "status",
+                             (json_int_t)status, "reply", reply.data ? reply.data : "",
+                             reply.len));
+        rc = RST_EINVAL;
+    }
+    if (rc == RST_OK && out)
+        *out = json_loadb(reply.data ? reply.data : "", reply.len, 0, NULL);
+    buf_free(&reply);
+    return rc;
+}
+
+static int gen_write(void *arg, const char *data, size_t len)
+{
+    return buf_append(arg, data, len);
+}
+
+static char *oid_of(seed_ctx *s, const char *token)
+{
+    json_t *me = NULL;
+    if (call_json(s, "GET", "/api/v1/me", token, NULL, 200, 200, &me))
+        return NULL;
+    const char *oid = json_string_value(json_object_get(me, "oid"));
+    char *out = oid ? xstrdup(oid) : NULL;
+    json_decref(me);
+    return out;
+}
+
+static int seed_people_and_stores(seed_ctx *s)
+{
+    char *scientist = oid_of(s, s->scientist), *manager = oid_of(s, s->manager);
+    int rc = scientist && manager ? RST_OK : RST_EIO;
+    if (rc == RST_OK)
+        rc = call_json(s, "POST", "/api/v1/projects", s->scientist,
+                       json_pack("{s:s, s:s}", "id", DEMO_PROJECT, "display_name",
+                                 "GloboJava demand forecasting"),
+                       201, 409, NULL);
+    for (int i = 0; i < DEMO_STORES && rc == RST_OK; i++) {
+        salesgen_store st;
+        salesgen_store_info(i, &st);
+        char name[120], path[160];
+        snprintf(name, sizeof name, "GloboJava %s #%d", st.city, i / 24 + 1);
+        rc = call_json(s, "POST", "/api/v1/stores", s->admin,
+                       json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", st.id, "name", name,
+                                 "country", st.country, "city", st.city, "timezone", st.timezone),
+                       201, 409, NULL);
+        /* Sam manages the first two stores, and no other. */
+        if (rc == RST_OK && i < 2) {
+            snprintf(path, sizeof path, "/api/v1/stores/%s/managers/%s", st.id, manager);
+            rc = call_json(s, "PUT", path, s->admin, json_object(), 200, 201, NULL);
+        }
+    }
+    free(scientist);
+    free(manager);
+    return rc;
+}
+
+/* Uploads the generated history as a version of dataset "sales" and waits
+ * until it is ingested. The same bytes are recognised as the same version,
+ * so a restarted demo does not add another one. */
+static int seed_sales(seed_ctx *s)
+{
+    int rc = call_json(s, "POST", "/api/v1/projects/" DEMO_PROJECT "/datasets", s->scientist,
+                       json_pack("{s:s, s:s}", "name", "sales", "description",
+                                 "GloboJava daily sales, generated (docs/generative-model.md)"),
+                       201, 409, NULL);
+    if (rc)
+        return rc;
+    salesgen_options o;
+    salesgen_defaults(&o);
+    o.stores = DEMO_STORES;
+    o.products = DEMO_PRODUCTS;
+    o.start = DEMO_START;
+    o.end = DEMO_END;
+    buf_t csv;
+    buf_init(&csv, 256u << 20);
+    uint64_t rows = 0;
+    if (salesgen_write(&o, gen_write, &csv, &rows, NULL, 0)) {
+        buf_free(&csv);
+        return RST_EIO;
+    }
+    long status;
+    buf_t reply;
+    buf_init(&reply, 1u << 20);
+    rc = call(s, "POST", "/api/v1/projects/" DEMO_PROJECT "/datasets/sales/versions",
+              s->scientist, "text/csv", csv.data, csv.len, &status, &reply);
+    buf_free(&csv);
+    json_t *v = rc == RST_OK && (status == 200 || status == 202)
+                    ? json_loadb(reply.data ? reply.data : "", reply.len, 0, NULL)
+                    : NULL;
+    buf_free(&reply);
+    if (!v) {
+        log_fields(LOG_WARN, "demo upload failed", json_pack("{s:I}", "status", (json_int_t)status));
+        return RST_EIO;
+    }
+    char path[160];
+    snprintf(path, sizeof path, "/api/v1/projects/" DEMO_PROJECT "/datasets/sales/versions/%lld",
+             (long long)json_integer_value(json_object_get(v, "number")));
+    json_decref(v);
+    const char *state = "pending";
+    json_t *cur = NULL;
+    for (int i = 0; i < 600 && !(s->stop && *s->stop); i++) {
+        json_decref(cur);
+        cur = NULL;
+        if ((rc = call_json(s, "GET", path, s->scientist, NULL, 200, 200, &cur)))
+            break;
+        state = json_string_value(json_object_get(cur, "state"));
+        if (state && strcmp(state, "pending") && strcmp(state, "ingesting"))
+            break;
+        sleep(1);
+    }
+    if (rc == RST_OK)
+        log_fields(LOG_INFO, "demo sales ingested",
+                   json_pack("{s:s, s:s, s:I, s:O?}", "version", path, "state",
+                             state ? state : "?", "rows_generated", (json_int_t)rows,
+                             "rows_accepted", json_object_get(cur, "rows_accepted")));
+    rc = rc == RST_OK && state && !strcmp(state, "ready") ? RST_OK : RST_EIO;
+    json_decref(cur);
+    return rc;
+}
+
+int demo_seed(const char *base_url, devissuer *dev, volatile sig_atomic_t *stop)
+{
+    seed_ctx s = {.base = base_url,
+                  .stop = stop,
+                  .admin = devissuer_mint(dev, DEMO_ADMIN, AUTH_ROLE_PLATFORM_ADMIN, 3600),
+                  .scientist = devissuer_mint(dev, DEMO_SCIENTIST, AUTH_ROLE_DATA_SCIENTIST, 3600),
+                  .manager = devissuer_mint(dev, DEMO_MANAGER, AUTH_ROLE_STORE_MANAGER, 3600)};
+    int rc = s.admin && s.scientist && s.manager ? RST_OK : RST_EINVAL;
+    if (rc == RST_OK)
+        rc = seed_people_and_stores(&s);
+    if (rc == RST_OK)
+        rc = seed_sales(&s);
+    log_fields(rc ? LOG_WARN : LOG_INFO, rc ? "demo seeding stopped" : "demo seeded",
+               json_pack("{s:s, s:i, s:i, s:s, s:s}", "project", DEMO_PROJECT, "stores",
+                         DEMO_STORES, "products", DEMO_PRODUCTS, "scientist", DEMO_SCIENTIST,
+                         "store_manager", DEMO_MANAGER));
+    free(s.admin);
+    free(s.scientist);
+    free(s.manager);
+    return rc;
+}
+
+static void *seeder_main(void *arg)
+{
+    demo_seeder *d = arg;
+    demo_seed(d->base, d->dev, &d->stop);
+    return NULL;
+}
+
+demo_seeder *demo_seeder_start(const char *listen, devissuer *dev)
+{
+    demo_seeder *d = xcalloc(1, sizeof *d);
+    d->dev = dev;
+    const char *colon = strrchr(listen, ':');
+    const char *port = colon ? colon + 1 : listen;
+    char host[64] = "127.0.0.1";
+    /* A wildcard listen is reached on loopback. */
+    if (colon && (size_t)(colon - listen) < sizeof host && colon != listen &&
+        strncmp(listen, "0.0.0.0", 7) && strncmp(listen, "[::]", 4))
+        snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
+    snprintf(d->base, sizeof d->base, "http://%s:%s", host, port);
+    if (pthread_create(&d->thread, NULL, seeder_main, d)) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+void demo_seeder_stop(demo_seeder *d)
+{
+    if (!d)
+        return;
+    d->stop = 1;
+    pthread_join(d->thread, NULL);
+    free(d);
+}
