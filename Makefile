@@ -13,9 +13,10 @@ release debug asan: deps
 demo: release
 	ROASTERY_DATA_DIR=$${ROASTERY_DATA_DIR:-./var} build/release/roastery demo
 
-# Every suite: unit + integration (real PostgreSQL) in the debug build, the same
-# again under ASan/UBSan, then the OpenAPI lint.
+# Every suite: the Terraform modules parse, unit + integration (real PostgreSQL)
+# in the debug build, the same again under ASan/UBSan, then the OpenAPI lint.
 test: debug asan
+	scripts/lint-terraform
 	scripts/with-temp-pg ctest --preset debug
 	scripts/with-temp-pg ctest --preset asan
 	scripts/lint-openapi

@@ -71,6 +71,24 @@ void api_versions_quarantine(http_req *req);
 void api_versions_rows(http_req *req);
 void api_versions_daily_totals(http_req *req);
 
+/* compute.c */
+void api_compute_create(http_req *req);
+void api_compute_list_project(http_req *req);
+void api_compute_list(http_req *req);
+void api_compute_show(http_req *req);
+void api_compute_plan(http_req *req);
+void api_compute_update(http_req *req);
+void api_compute_delete(http_req *req);
+void api_compute_approve(http_req *req);
+void api_compute_reject(http_req *req);
+void api_compute_retry(http_req *req);
+
+/* prices.c: VM prices and project quotas */
+void api_prices_list(http_req *req);
+void api_prices_put(http_req *req);
+void api_quotas_list(http_req *req);
+void api_quotas_put(http_req *req);
+
 /* me.c, users.c, audit.c */
 void api_me(http_req *req);
 void api_users_list(http_req *req);

@@ -19,6 +19,22 @@ typedef struct {
     const char *help;
 } var_spec;
 
+/* The accepted values of each V_CHOICE variable, "a|b|c". */
+static const struct {
+    const char *name, *choices;
+} choice_vars[] = {
+    {"ROASTERY_AUTH", "azuread|dev"},
+    {"ROASTERY_EXECUTOR", "local|azure|dry-run"},
+};
+
+static const char *choices_of(const char *name)
+{
+    for (size_t i = 0; i < sizeof choice_vars / sizeof choice_vars[0]; i++)
+        if (!strcmp(choice_vars[i].name, name))
+            return choice_vars[i].choices;
+    return "";
+}
+
 #define OFF(f) offsetof(config, f)
 
 static const var_spec vars[] = {
@@ -82,7 +98,45 @@ static const var_spec vars[] = {
      "largest dataset upload in bytes (streamed, not held in memory)"},
     {"ROASTERY_RATE_LIMIT_BURST", V_INT, "200", 1, 1000000, OFF(rate_limit_burst),
      "requests an identity may make at once before the rate applies"},
+    {"ROASTERY_EXECUTOR", V_CHOICE, "local", 0, 0, OFF(executor),
+     "who carries plans out: local (this machine), azure (Azure ML + Terraform) or dry-run"},
+    {"ROASTERY_TERRAFORM_BIN", V_STRING, "terraform", 0, 0, OFF(terraform_bin),
+     "terraform CLI for the azure executor (a path, or a name looked up in PATH)"},
+    {"ROASTERY_TERRAFORM_MODULES", V_STRING, ROASTERY_SOURCE_DIR "/terraform/modules", 0, 0,
+     OFF(terraform_modules), "directory of the Terraform modules the plans instantiate"},
+    {"ROASTERY_TERRAFORM_TIMEOUT_SECONDS", V_INT, "3600", 5, 86400, OFF(terraform_timeout_seconds),
+     "longest a terraform command may run before it is killed"},
+    {"ROASTERY_TF_STATE_RESOURCE_GROUP", V_STRING, "roastery-tfstate", 0, 0,
+     OFF(tf_state_resource_group), "resource group of the Terraform state storage account"},
+    {"ROASTERY_TF_STATE_STORAGE_ACCOUNT", V_STRING, "roasterytfstate", 0, 0,
+     OFF(tf_state_storage_account), "storage account holding Terraform state (azurerm backend)"},
+    {"ROASTERY_TF_STATE_CONTAINER", V_STRING, "tfstate", 0, 0, OFF(tf_state_container),
+     "blob container of the Terraform state"},
+    {"ROASTERY_AZURE_SUBSCRIPTION_ID", V_STRING, "00000000-0000-0000-0000-000000000000", 0, 0,
+     OFF(azure_subscription_id), "subscription of the Azure ML workspace"},
+    {"ROASTERY_AZURE_RESOURCE_GROUP", V_STRING, "roastery", 0, 0, OFF(azure_resource_group),
+     "resource group of the Azure ML workspace"},
+    {"ROASTERY_AZUREML_WORKSPACE", V_STRING, "roastery", 0, 0, OFF(azureml_workspace),
+     "Azure ML workspace name"},
+    {"ROASTERY_AZURE_LOCATION", V_STRING, "eastus", 0, 0, OFF(azure_location),
+     "default Azure region of compute requests (priced in the VM price table)"},
+    {"ROASTERY_LOCAL_SLOTS", V_INT, "0", 0, 1024, OFF(local_slots),
+     "most local training slots the local executor grants in all (0 = the CPU count)"},
 };
+
+/* Whether val is one of the '|'-separated words of choices. */
+static int choice_ok(const char *choices, const char *val)
+{
+    size_t n = strlen(val);
+    for (const char *p = choices; p && *p;) {
+        const char *end = strchr(p, '|');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && !strncmp(p, val, n))
+            return 1;
+        p = end ? end + 1 : NULL;
+    }
+    return 0;
+}
 
 static int valid_listen(const char *v)
 {
@@ -149,8 +203,9 @@ int config_load(config *cfg, char *err, size_t errlen)
             break;
         }
         case V_CHOICE:
-            if (strcmp(val, "azuread") && strcmp(val, "dev")) {
-                snprintf(err, errlen, "%s=%s: expected azuread or dev", s->name, val);
+            if (!choice_ok(choices_of(s->name), val)) {
+                snprintf(err, errlen, "%s=%s: expected one of %s", s->name, val,
+                         choices_of(s->name));
                 goto bad;
             }
             *(char **)field = xstrdup(val);
@@ -184,17 +239,10 @@ int config_check_auth(const config *cfg, char *err, size_t errlen)
 
 void config_free(config *cfg)
 {
-    free(cfg->listen);
-    free(cfg->data_dir);
-    free(cfg->database_url);
-    free(cfg->auth);
-    free(cfg->aad_jwks_url);
-    free(cfg->aad_tenant_id);
-    free(cfg->aad_audience);
-    free(cfg->aad_required_scope);
-    free(cfg->aad_role_map);
-    free(cfg->artifacts);
-    free(cfg->azure_storage_connection);
+    /* Every string setting is in the table, so none is forgotten here. */
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (vars[i].kind == V_STRING || vars[i].kind == V_LISTEN || vars[i].kind == V_CHOICE)
+            free(*(char **)((char *)cfg + vars[i].offset));
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -42,6 +42,20 @@ typedef struct {
     char *artifacts;                /* file:///dir or azblob://container; NULL = data dir */
     char *azure_storage_connection; /* for azblob:// */
     long long max_upload_bytes;
+
+    /* executors: who carries action plans out */
+    char *executor;          /* "local", "azure" or "dry-run" */
+    char *terraform_bin;
+    char *terraform_modules; /* directory holding terraform/modules/<name> */
+    int terraform_timeout_seconds;
+    char *tf_state_resource_group;
+    char *tf_state_storage_account;
+    char *tf_state_container;
+    char *azure_subscription_id;
+    char *azure_resource_group;
+    char *azureml_workspace;
+    char *azure_location;
+    int local_slots; /* 0 = CPU count */
 } config;
 
 /* Reads the environment into cfg. On a bad value writes one line to err

@@ -4,6 +4,7 @@
 #include "api.h"
 #include "app.h"
 #include "auth.h"
+#include "compute_ops.h"
 #include "config.h"
 #include "artifacts.h"
 #include "dataset_ingest.h"
@@ -419,6 +420,7 @@ int main(int argc, char **argv)
     runtime rt;
     memset(&rt, 0, sizeof rt);
     load_config(&rt);
+    compute_ops_register(&rt.cfg);
     json_object_seed(0);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     sigset_t set;

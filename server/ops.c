@@ -49,9 +49,30 @@ void ops_register(const char *kind, ops_handler handler)
     nkinds++;
 }
 
+#define MAX_PERIODIC 8
+static ops_periodic_fn periodic[MAX_PERIODIC];
+static int nperiodic;
+
+void ops_register_periodic(ops_periodic_fn fn)
+{
+    for (int i = 0; i < nperiodic; i++)
+        if (periodic[i] == fn)
+            return;
+    if (nperiodic == MAX_PERIODIC)
+        abort(); /* programmer error: raise MAX_PERIODIC */
+    periodic[nperiodic++] = fn;
+}
+
+void ops_run_periodic(PGconn *conn)
+{
+    for (int i = 0; i < nperiodic; i++)
+        periodic[i](conn);
+}
+
 void ops_unregister_all(void)
 {
     nkinds = 0;
+    nperiodic = 0;
 }
 
 static ops_handler lookup(const char *kind)

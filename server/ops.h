@@ -35,6 +35,14 @@ typedef struct {
 void ops_register(const char *kind, ops_handler handler);
 void ops_unregister_all(void);
 
+/* Housekeeping that must run somewhere, e.g. deleting expired compute: each
+ * registered function runs on every heartbeat of every worker pool, so it
+ * must be idempotent and safe to run concurrently (claim rows with SKIP
+ * LOCKED). Register before workers start. */
+typedef void (*ops_periodic_fn)(PGconn *conn);
+void ops_register_periodic(ops_periodic_fn fn);
+void ops_run_periodic(PGconn *conn);
+
 /* Writes a queued operation on conn, inside the caller's transaction.
  * input is borrowed (NULL = {}). id_out receives the uuid (37 bytes). */
 int ops_enqueue(PGconn *conn, const char *kind, const char *subject, json_t *input,

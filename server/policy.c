@@ -95,14 +95,22 @@ policy_decision policy_check(PGconn *conn, const caller *who, policy_action act,
     }
     case ACT_DATASET_READ:
     case ACT_DATASET_WRITE:
-        /* Store managers never see datasets, even as project members. */
+    case ACT_COMPUTE_READ:
+    case ACT_COMPUTE_WRITE:
+        /* Store managers never see datasets or compute, even as project members. */
         if (!admin && !(who->id.roles & AUTH_ROLE_DATA_SCIENTIST))
             return POLICY_HIDDEN;
         return project_decision(conn, who, resource,
-                                act == ACT_DATASET_READ ? PROJECT_READER : PROJECT_CONTRIBUTOR);
+                                act == ACT_DATASET_READ || act == ACT_COMPUTE_READ
+                                    ? PROJECT_READER
+                                    : PROJECT_CONTRIBUTOR);
+    case ACT_PRICE_READ:
+        return admin || (who->id.roles & AUTH_ROLE_DATA_SCIENTIST) ? POLICY_ALLOW
+                                                                   : POLICY_FORBIDDEN;
     case ACT_STORE_READ:
         return store_decision(conn, who, resource);
     case ACT_STORE_MANAGE:
+    case ACT_PRICE_MANAGE:
     case ACT_AUDIT_READ:
     case ACT_USER_LIST:
         return admin ? POLICY_ALLOW : POLICY_FORBIDDEN;

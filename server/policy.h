@@ -31,6 +31,10 @@ typedef enum {
     ACT_PROJECT_APPROVE,    /* admins: over-quota compute, production promotions */
     ACT_DATASET_READ,       /* project members who are data scientists or admins */
     ACT_DATASET_WRITE,      /* contributors and owners who are data scientists, admins */
+    ACT_COMPUTE_READ,       /* as ACT_DATASET_READ: project work of data scientists */
+    ACT_COMPUTE_WRITE,      /* as ACT_DATASET_WRITE */
+    ACT_PRICE_READ,         /* data scientists and admins */
+    ACT_PRICE_MANAGE,       /* admins */
     ACT_STORE_READ,         /* admins, data scientists; store managers: assigned stores */
     ACT_STORE_MANAGE,       /* admins: stores and assignments */
     ACT_AUDIT_READ,         /* admins */

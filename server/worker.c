@@ -108,8 +108,10 @@ static void *heartbeat_main(void *arg)
             db_close(conn);
             conn = db_connect(wp->conninfo, 5000);
         }
-        if (conn)
+        if (conn) {
             ops_heartbeat(conn, wp->owner_prefix, wp->cfg.lease_seconds);
+            ops_run_periodic(conn);
+        }
         nap(wp, NULL, period_ms);
     }
     db_close(conn);

@@ -107,7 +107,8 @@ static void test_azuread_needs_tenant_and_audience(void **state)
     assert_int_equal(config_check_auth(&c, err, sizeof err), RST_OK);
     assert_string_equal(c.aad_tenant_id, "t1,t2");
     config_free(&c);
-    expect_error("ROASTERY_AUTH", "basic", "azuread or dev");
+    expect_error("ROASTERY_AUTH", "basic", "one of azuread|dev");
+    expect_error("ROASTERY_EXECUTOR", "cloud", "one of local|azure|dry-run");
 }
 
 int main(void)
