@@ -89,6 +89,16 @@ void api_prices_put(http_req *req);
 void api_quotas_list(http_req *req);
 void api_quotas_put(http_req *req);
 
+/* runs.c */
+void api_runs_create(http_req *req);
+void api_runs_list(http_req *req);
+void api_runs_show(http_req *req);
+void api_runs_cancel(http_req *req);
+void api_runs_metrics(http_req *req);
+void api_runs_logs(http_req *req);
+void api_runs_artifacts(http_req *req);
+void api_runs_artifact(http_req *req);
+
 /* me.c, users.c, audit.c */
 void api_me(http_req *req);
 void api_users_list(http_req *req);

@@ -120,6 +120,8 @@ static const var_spec vars[] = {
      "Azure ML workspace name"},
     {"ROASTERY_AZURE_LOCATION", V_STRING, "eastus", 0, 0, OFF(azure_location),
      "default Azure region of compute requests (priced in the VM price table)"},
+    {"ROASTERY_TRAIN_MEMORY_MB", V_INT, "16384", 0, 1048576, OFF(train_memory_mb),
+     "address-space limit of one local trainer process in MiB (0 = none)"},
     {"ROASTERY_LOCAL_SLOTS", V_INT, "0", 0, 1024, OFF(local_slots),
      "most local training slots the local executor grants in all (0 = the CPU count)"},
 };

@@ -56,6 +56,7 @@ typedef struct {
     char *azureml_workspace;
     char *azure_location;
     int local_slots; /* 0 = CPU count */
+    int train_memory_mb; /* RLIMIT_AS of a local trainer; 0 = none */
 } config;
 
 /* Reads the environment into cfg. On a bad value writes one line to err

@@ -229,8 +229,45 @@ static int keep_alive(http_req *req)
 
 /* Status line, headers and body leave in one write: with TCP_NODELAY every
  * write is a packet, and CivetWeb's header helpers write a line at a time. */
+static _Atomic int server_stopping;
+
+int http_stopping(void)
+{
+    return server_stopping;
+}
+
+/* Transfer-Encoding: chunked, for replies whose length nobody knows yet
+ * (a log followed while it is written). Each produced piece is one chunk. */
+static void flush_chunked(http_req *req, buf_t *head)
+{
+    mg_write(req->conn, head->data, head->len);
+    if (strcmp(req->ri->request_method, "HEAD")) {
+        char *chunk = xmalloc(65536 + 32);
+        size_t got = 0;
+        int ok = 1;
+        while (ok && !req->producer(req->producer_arg, chunk + 16, 65536, &got) && got) {
+            char size[16];
+            int n = snprintf(size, sizeof size, "%zx\r\n", got);
+            /* size line, data and CRLF in one write: one packet per chunk */
+            memcpy(chunk + 16 - n, size, (size_t)n);
+            memcpy(chunk + 16 + got, "\r\n", 2);
+            ok = mg_write(req->conn, chunk + 16 - n, (size_t)n + got + 2) > 0;
+            req->bytes += got;
+        }
+        if (ok)
+            mg_write(req->conn, "0\r\n\r\n", 5);
+        free(chunk);
+    }
+    if (req->producer_done)
+        req->producer_done(req->producer_arg);
+}
+
 static void flush_stream(http_req *req, buf_t *head)
 {
+    if (req->stream_length == HTTP_LENGTH_UNKNOWN) {
+        flush_chunked(req, head);
+        return;
+    }
     mg_write(req->conn, head->data, head->len);
     uint64_t sent = 0;
     if (strcmp(req->ri->request_method, "HEAD")) {
@@ -262,11 +299,15 @@ static void flush_reply(http_req *req)
                mg_get_response_code_text(req->conn, req->status));
     if (req->captured_type)
         buf_printf(&out, "Content-Type: %s\r\n", req->captured_type);
+    if (req->producer && req->stream_length == HTTP_LENGTH_UNKNOWN)
+        buf_puts(&out, "Transfer-Encoding: chunked\r\n");
+    else
+        buf_printf(&out, "Content-Length: %zu\r\n",
+                   req->producer ? (size_t)req->stream_length : req->captured.len);
     buf_printf(&out,
-               "Content-Length: %zu\r\nX-Request-Id: %s\r\nCache-Control: no-store\r\n"
+               "X-Request-Id: %s\r\nCache-Control: no-store\r\n"
                "X-Content-Type-Options: nosniff\r\nConnection: %s\r\n",
-               req->producer ? (size_t)req->stream_length : req->captured.len, req->request_id,
-               keep_alive(req) ? "keep-alive" : "close");
+               req->request_id, keep_alive(req) ? "keep-alive" : "close");
     for (int i = 0; i < req->nheaders; i++)
         buf_printf(&out, "%s: %s\r\n", req->hdr_name[i], req->hdr_value[i]);
     buf_puts(&out, "\r\n");
@@ -291,7 +332,7 @@ void http_reply_stream(http_req *req, int status, const char *content_type, uint
     }
     req->replied = 1;
     req->status = status;
-    req->bytes = (size_t)length;
+    req->bytes = length == HTTP_LENGTH_UNKNOWN ? 0 : (size_t)length;
     req->captured_type = content_type ? xstrdup(content_type) : NULL;
     req->producer = next;
     req->producer_done = done;
@@ -690,6 +731,7 @@ void http_server_stop(http_server *srv)
 {
     if (!srv)
         return;
+    server_stopping = 1; /* followers of live streams end theirs */
     mg_stop(srv->ctx);
     free(srv);
 }

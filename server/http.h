@@ -95,7 +95,12 @@ int http_body_stream(http_req *req, uint64_t limit,
 typedef int (*http_producer)(void *arg, char *buf, size_t cap, size_t *got);
 
 /* Replies with exactly length bytes drawn from next (after the after hook,
- * like every reply); done(arg) runs afterwards whatever happened. */
+ * like every reply); done(arg) runs afterwards whatever happened. With
+ * length HTTP_LENGTH_UNKNOWN the reply is chunked and ends when next
+ * produces nothing: next may wait for more (a followed log), but must end
+ * once http_stopping() says the server is shutting down. */
+#define HTTP_LENGTH_UNKNOWN UINT64_MAX
+int http_stopping(void);
 void http_reply_stream(http_req *req, int status, const char *content_type, uint64_t length,
                        http_producer next, void (*done)(void *arg), void *arg);
 

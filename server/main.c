@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "pgembed.h"
+#include "run_exec.h"
 #include "salesgen.h"
 #include "util.h"
 #include "worker.h"
@@ -135,8 +136,10 @@ static int open_artifacts(runtime *rt)
     int rc = artifacts_open(url, rt->cfg.azure_storage_connection, &rt->artifacts, err, sizeof err);
     if (rc)
         fprintf(stderr, "roastery: ROASTERY_ARTIFACTS=%s: %s\n", url, err);
-    else
+    else {
         dataset_ingest_register(rt->artifacts);
+        run_exec_register(&rt->cfg, rt->artifacts);
+    }
     free(url);
     return rc;
 }

@@ -157,6 +157,12 @@ static const char SQL_RETRY[] =
     "UPDATE operations SET state = 'queued', output = $3::jsonb, error = $4::jsonb,"
     " next_attempt_at = now() + make_interval(secs => $5::double precision / 1000), " CLEAR_LEASE
     FENCE;
+/* Waiting for a resource (e.g. a training slot) is not a failure either. */
+static const char SQL_WAIT[] =
+    "UPDATE operations SET state = 'queued', attempts = greatest(attempts - 1, 0),"
+    " output = $3::jsonb, error = $4::jsonb,"
+    " next_attempt_at = now() + make_interval(secs => $5::double precision / 1000), "
+    CLEAR_LEASE FENCE;
 /* Shutdown is not the operation's fault: the attempt is given back. */
 static const char SQL_INTERRUPTED[] =
     "UPDATE operations SET state = 'queued', attempts = greatest(attempts - 1, 0),"
@@ -200,6 +206,20 @@ PGconn *ops_conn(ops_ctx *ctx)
     return ctx->conn;
 }
 
+int ops_stopping(ops_ctx *ctx)
+{
+    return ctx->s->stopping && *ctx->s->stopping;
+}
+
+int ops_cancel_requested(ops_ctx *ctx)
+{
+    PGresult *r = db_exec(ctx->conn, "SELECT cancel_requested FROM operations WHERE id = $1", 1,
+                          (const char *[]){ctx->id}, NULL);
+    int yes = r && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return yes;
+}
+
 static unsigned random_u32(void)
 {
     unsigned v = 0;
@@ -218,6 +238,11 @@ static int finish_result(ops_ctx *ctx, ops_result res)
         return finish(ctx, SQL_SUCCEEDED, 3, NULL);
     case OPS_CANCELED:
         return finish(ctx, SQL_CANCELED, 4, NULL);
+    case OPS_WAIT:
+        json_decref(ctx->output);
+        json_decref(ctx->error);
+        ctx->output = ctx->error = NULL;
+        return finish(ctx, SQL_WAIT, 5, OPS_WAIT_MS_TEXT);
     case OPS_INTERRUPTED:
         json_decref(ctx->output);
         json_decref(ctx->error);

@@ -12,8 +12,12 @@ typedef enum {
     OPS_RETRY,     /* transient failure: try again after a backoff */
     OPS_FAIL,      /* permanent failure: error kept */
     OPS_CANCELED,  /* stopped between steps because cancellation was asked */
-    OPS_INTERRUPTED /* the worker is stopping: requeue now, attempt not counted */
+    OPS_INTERRUPTED, /* the worker is stopping: requeue now, attempt not counted */
+    OPS_WAIT         /* a resource is busy: requeue after OPS_WAIT_MS, attempt not counted */
 } ops_result;
+
+#define OPS_WAIT_MS 1000
+#define OPS_WAIT_MS_TEXT "1000"
 
 typedef struct ops_ctx ops_ctx;
 typedef ops_result (*ops_handler)(ops_ctx *ctx);
@@ -68,6 +72,11 @@ const char *ops_subject(ops_ctx *ctx);
 json_t *ops_input(ops_ctx *ctx);
 int ops_attempt(ops_ctx *ctx);
 PGconn *ops_conn(ops_ctx *ctx);
+/* For long steps that watch a child process: whether the worker is
+ * shutting down (return OPS_INTERRUPTED), and whether cancellation was asked
+ * (one query). */
+int ops_stopping(ops_ctx *ctx);
+int ops_cancel_requested(ops_ctx *ctx);
 
 /* Runs one idempotent step: when an action named step already succeeded in
  * an earlier attempt its stored response is returned without running fn.

@@ -1,0 +1,27 @@
+/* Carrying a training run out on this machine: the operation run.train
+ * waits for a slot of the run's local compute, copies the dataset version's
+ * canonical file next to a child `roastery train` process, streams the
+ * child's log lines into the artifact store (chunk by chunk, so a follower
+ * sees them while the run is live) and its metrics into the database, and
+ * stores what it produced as artifacts. A crash of the trainer fails the run
+ * with its exit status and last log lines and never touches the server. */
+#ifndef ROASTERY_RUN_EXEC_H
+#define ROASTERY_RUN_EXEC_H
+
+#include "artifacts.h"
+#include "config.h"
+
+/* Seconds between SIGTERM and SIGKILL when a run is canceled. */
+#define RUN_EXEC_KILL_GRACE_SECONDS 10
+/* A log chunk is written at least this often while lines arrive. */
+#define RUN_EXEC_LOG_FLUSH_MS 1000
+/* Lines kept for the error of a failed run. */
+#define RUN_EXEC_LAST_LINES 20
+
+/* Registers run.train. Both pointers are borrowed and must outlive the workers. */
+void run_exec_register(const config *cfg, artifact_store *store);
+
+/* The artifact key of a run's log chunk n (0-based). new: free(). */
+char *run_exec_log_key(const char *project, const char *run_id, int n);
+
+#endif
