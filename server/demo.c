@@ -210,6 +210,45 @@ static int seed_sales(seed_ctx *s)
     return rc;
 }
 
+/* A local compute target (one slot on this machine) and a first xgboost run
+ * on the sales history, unless one already completed. */
+static int seed_training(seed_ctx *s)
+{
+    json_t *c = NULL;
+    int rc = call_json(s, "POST", "/api/v1/projects/" DEMO_PROJECT "/compute", s->scientist,
+                       json_pack("{s:s, s:s, s:i}", "name", DEMO_COMPUTE, "kind", "local",
+                                 "max_nodes", 1),
+                       202, 409, NULL);
+    json_t *runs = NULL;
+    if (rc == RST_OK)
+        rc = call_json(s, "GET", "/api/v1/projects/" DEMO_PROJECT "/runs?state=completed&limit=1",
+                       s->scientist, NULL, 200, 200, &runs);
+    if (rc == RST_OK && json_array_size(json_object_get(runs, "items")) == 0) {
+        /* the compute becomes ready in a moment: the run request needs it ready */
+        for (int i = 0; i < 60 && !(s->stop && *s->stop); i++) {
+            json_decref(c);
+            c = NULL;
+            rc = call_json(s, "GET", "/api/v1/projects/" DEMO_PROJECT "/compute?state=ready",
+                           s->scientist, NULL, 200, 200, &c);
+            if (rc || json_array_size(json_object_get(c, "items")))
+                break;
+            sleep(1);
+        }
+        if (rc == RST_OK)
+            rc = call_json(s, "POST", "/api/v1/projects/" DEMO_PROJECT "/runs", s->scientist,
+                           json_pack("{s:s, s:s, s:s, s:s}", "dataset", "sales", "compute",
+                                     DEMO_COMPUTE, "experiment", "demand-baseline", "algorithm",
+                                     "xgboost"),
+                           202, 202, NULL);
+        if (rc == RST_OK)
+            log_fields(LOG_INFO, "demo training run started",
+                       json_pack("{s:s}", "project", DEMO_PROJECT));
+    }
+    json_decref(c);
+    json_decref(runs);
+    return rc;
+}
+
 int demo_seed(const char *base_url, devissuer *dev, volatile sig_atomic_t *stop)
 {
     seed_ctx s = {.base = base_url,
@@ -222,6 +261,8 @@ int demo_seed(const char *base_url, devissuer *dev, volatile sig_atomic_t *stop)
         rc = seed_people_and_stores(&s);
     if (rc == RST_OK)
         rc = seed_sales(&s);
+    if (rc == RST_OK)
+        rc = seed_training(&s);
     log_fields(rc ? LOG_WARN : LOG_INFO, rc ? "demo seeding stopped" : "demo seeded",
                json_pack("{s:s, s:i, s:i, s:s, s:s}", "project", DEMO_PROJECT, "stores",
                          DEMO_STORES, "products", DEMO_PRODUCTS, "scientist", DEMO_SCIENTIST,

@@ -14,6 +14,7 @@
 #define DEMO_PRODUCTS 12
 #define DEMO_START "2022-01-01"
 #define DEMO_END "2023-12-31"
+#define DEMO_COMPUTE "this-machine" /* a local compute target of one slot */
 
 /* The demo's people (dev-issuer user names). */
 #define DEMO_ADMIN "demo-admin"
