@@ -99,6 +99,22 @@ void api_runs_logs(http_req *req);
 void api_runs_artifacts(http_req *req);
 void api_runs_artifact(http_req *req);
 
+/* models.c: the registry, promotions and rollback */
+void api_models_create(http_req *req);
+void api_models_list(http_req *req);
+void api_models_show(http_req *req);
+void api_models_rollback(http_req *req);
+void api_model_versions_create(http_req *req);
+void api_model_versions_list(http_req *req);
+void api_model_versions_show(http_req *req);
+void api_model_versions_archive(http_req *req);
+void api_promotions_create(http_req *req);
+void api_promotions_list(http_req *req);
+void api_promotions_queue(http_req *req);
+void api_promotions_show(http_req *req);
+void api_promotions_approve(http_req *req);
+void api_promotions_reject(http_req *req);
+
 /* me.c, users.c, audit.c */
 void api_me(http_req *req);
 void api_users_list(http_req *req);

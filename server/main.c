@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "pgembed.h"
+#include "promotion_ops.h"
 #include "run_exec.h"
 #include "salesgen.h"
 #include "util.h"
@@ -139,6 +140,7 @@ static int open_artifacts(runtime *rt)
     else {
         dataset_ingest_register(rt->artifacts);
         run_exec_register(&rt->cfg, rt->artifacts);
+        promotion_ops_register(&rt->cfg, rt->artifacts);
     }
     free(url);
     return rc;

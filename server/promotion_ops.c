@@ -1,0 +1,391 @@
+/* promotion.evaluate and promotion.deploy. */
+#define _XOPEN_SOURCE 700
+#include "promotion_ops.h"
+#include "db.h"
+#include "log.h"
+#include "ops.h"
+#include "terraform.h"
+#include "util.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const config *cfg;
+static artifact_store *store;
+
+typedef struct {
+    char id[40], project[80], model[80], target[16], proposed_by[80];
+    int version, champion; /* champion 0: none */
+    double margin, tolerance;
+} promo;
+
+static int load_promo(PGconn *c, const char *id, promo *p)
+{
+    PGresult *r = db_exec(c,
+                          "SELECT p.project_id, p.model, p.version, p.target, coalesce(p.champion,"
+                          " 0), pr.promotion_margin::float8, pr.champion_tolerance::float8,"
+                          " p.proposed_by FROM promotions p JOIN projects pr ON pr.id ="
+                          " p.project_id WHERE p.id = $1::uuid",
+                          1, (const char *[]){id}, NULL);
+    if (!r || PQntuples(r) != 1) {
+        PQclear(r);
+        return r ? RST_ENOTFOUND : RST_EDB;
+    }
+    memset(p, 0, sizeof *p);
+    snprintf(p->id, sizeof p->id, "%s", id);
+    snprintf(p->project, sizeof p->project, "%s", PQgetvalue(r, 0, 0));
+    snprintf(p->model, sizeof p->model, "%s", PQgetvalue(r, 0, 1));
+    p->version = (int)strtol(PQgetvalue(r, 0, 2), NULL, 10);
+    snprintf(p->target, sizeof p->target, "%s", PQgetvalue(r, 0, 3));
+    p->champion = (int)strtol(PQgetvalue(r, 0, 4), NULL, 10);
+    p->margin = strtod(PQgetvalue(r, 0, 5), NULL);
+    p->tolerance = strtod(PQgetvalue(r, 0, 6), NULL);
+    snprintf(p->proposed_by, sizeof p->proposed_by, "%s", PQgetvalue(r, 0, 7));
+    PQclear(r);
+    return RST_OK;
+}
+
+/* The metrics of a version (new: json_decref), NULL when unknown. */
+static json_t *version_metrics(PGconn *c, const promo *p, int version)
+{
+    char v[16];
+    snprintf(v, sizeof v, "%d", version);
+    PGresult *r = db_exec(c,
+                          "SELECT metrics::text FROM model_versions WHERE project_id = $1 AND"
+                          " model = $2 AND version = $3::int",
+                          3, (const char *[]){p->project, p->model, v}, NULL);
+    json_t *m = r && PQntuples(r) == 1 ? json_loads(PQgetvalue(r, 0, 0), 0, NULL) : NULL;
+    PQclear(r);
+    return m;
+}
+
+static json_t *gate(const char *name, double figure, double threshold, int pass,
+                    const char *detail)
+{
+    return json_pack("{s:s, s:f, s:f, s:s, s:s}", "gate", name, isfinite(figure) ? figure : -1.0,
+                     threshold, "verdict", pass ? "pass" : "fail", "detail", detail);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st;
+    (void)flag;
+    (void)f;
+    remove(path);
+    return 0;
+}
+
+/* Copies an artifact into a local file. */
+static int fetch(const char *key, const char *path)
+{
+    artifact_reader *rd = NULL;
+    if (artifacts_reader_open(store, key, 0, 0, &rd))
+        return RST_ENOTFOUND;
+    FILE *f = fopen(path, "wb");
+    int rc = f ? RST_OK : RST_EIO;
+    char *chunk = xmalloc(1 << 20);
+    size_t got = 0;
+    while (rc == RST_OK && (rc = artifacts_reader_read(rd, chunk, 1 << 20, &got)) == RST_OK && got)
+        if (fwrite(chunk, 1, got, f) != got)
+            rc = RST_EIO;
+    free(chunk);
+    artifacts_reader_close(rd);
+    if (f && fclose(f))
+        rc = RST_EIO;
+    return rc;
+}
+
+/* Downloads model.json and features.json of a version into dir. */
+static int fetch_model(PGconn *c, const promo *p, int version, const char *dir)
+{
+    char v[16];
+    snprintf(v, sizeof v, "%d", version);
+    PGresult *r = db_exec(c,
+                          "SELECT a->>'name', a->>'key' FROM model_versions,"
+                          " jsonb_array_elements(artifacts) a WHERE project_id = $1 AND model = $2"
+                          " AND version = $3::int AND a->>'name' IN ('model.json', 'features.json')",
+                          3, (const char *[]){p->project, p->model, v}, NULL);
+    int rc = r && PQntuples(r) == 2 ? RST_OK : RST_ENOTFOUND;
+    if (rc == RST_OK && mkdir(dir, 0700) && errno != EEXIST)
+        rc = RST_EIO;
+    for (int i = 0; rc == RST_OK && r && i < PQntuples(r); i++) {
+        char *path = xasprintf("%s/%s", dir, PQgetvalue(r, i, 0));
+        rc = fetch(PQgetvalue(r, i, 1), path);
+        free(path);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* Scores the model in dir on input's latest backtest window with the
+ * trainer; *wape gets the overall WAPE. */
+static int score(const char *workdir, const char *dir, const char *input, int horizon,
+                 int backtest, double *wape, char *err, size_t errlen)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return RST_EIO;
+    exe[n] = '\0';
+    char h[16], b[16];
+    snprintf(h, sizeof h, "%d", horizon);
+    snprintf(b, sizeof b, "%d", backtest);
+    char *out = xasprintf("%s/score", dir);
+    terraform_options o = {.bin = exe, .workdir = workdir, .timeout_seconds = 3600};
+    terraform_result res;
+    const char *args[] = {"train",       "--score",  dir, "--input", input, "--horizon", h,
+                          "--backtest-days", b, "--output", out, NULL};
+    int rc = terraform_run(&o, args, &res);
+    if (rc == RST_OK && res.exit_status == 0) {
+        char *mpath = xasprintf("%s/metrics.json", out);
+        json_t *m = json_load_file(mpath, 0, NULL);
+        free(mpath);
+        json_t *w = json_object_get(json_object_get(m, "overall"), "wape");
+        rc = json_is_number(w) ? RST_OK : RST_EINVAL;
+        *wape = json_number_value(w);
+        json_decref(m);
+        if (rc)
+            snprintf(err, errlen, "the trainer's scoring wrote no overall WAPE");
+    } else {
+        char *s = terraform_error_summary(res.log, res.log_len);
+        snprintf(err, errlen, "scoring failed (exit %d): %s", res.exit_status, s);
+        free(s);
+        rc = RST_EIO;
+    }
+    terraform_result_free(&res);
+    free(out);
+    return rc;
+}
+
+/* Champion/challenger: both versions scored on the latest ready version of
+ * the candidate's dataset, the same window for both. */
+static json_t *champion_gate(PGconn *c, const promo *p)
+{
+    char cv[16];
+    snprintf(cv, sizeof cv, "%d", p->version);
+    PGresult *r = db_exec(
+        c,
+        "SELECT 'projects/' || d.project_id || '/datasets/' || d.dataset || '/versions/' ||"
+        " d.number || '/canonical.csv', d.dataset || ' v' || d.number, r.horizon_days,"
+        " r.backtest_days FROM model_versions v JOIN runs r ON r.id = v.run_id JOIN"
+        " dataset_versions d ON d.project_id = r.project_id AND d.dataset = r.dataset"
+        " WHERE v.project_id = $1 AND v.model = $2 AND v.version = $3::int AND d.state = 'ready'"
+        " ORDER BY d.number DESC LIMIT 1",
+        3, (const char *[]){p->project, p->model, cv}, NULL);
+    if (!r || PQntuples(r) != 1) {
+        PQclear(r);
+        return gate("champion_challenger", NAN, p->tolerance, 0,
+                    "no ready dataset version to score both models on");
+    }
+    char key[400], label[160];
+    snprintf(key, sizeof key, "%s", PQgetvalue(r, 0, 0));
+    snprintf(label, sizeof label, "%s", PQgetvalue(r, 0, 1));
+    int horizon = (int)strtol(PQgetvalue(r, 0, 2), NULL, 10);
+    int backtest = (int)strtol(PQgetvalue(r, 0, 3), NULL, 10);
+    PQclear(r);
+    char *dir = xasprintf("%s/promotions/%s", cfg->data_dir, p->id);
+    char *parent = xasprintf("%s/promotions", cfg->data_dir);
+    mkdir(parent, 0700);
+    mkdir(dir, 0700);
+    free(parent);
+    char *input = xasprintf("%s/input.csv", dir), *cand = xasprintf("%s/candidate", dir),
+         *champ = xasprintf("%s/champion", dir);
+    char err[400] = "";
+    double wc = NAN, wp = NAN;
+    int rc = fetch(key, input);
+    if (rc == RST_OK)
+        rc = fetch_model(c, p, p->version, cand);
+    if (rc == RST_OK)
+        rc = fetch_model(c, p, p->champion, champ);
+    if (rc != RST_OK && !err[0])
+        snprintf(err, sizeof err, "cannot fetch the models or the data from the artifact store");
+    if (rc == RST_OK)
+        rc = score(dir, cand, input, horizon, backtest, &wc, err, sizeof err);
+    if (rc == RST_OK)
+        rc = score(dir, champ, input, horizon, backtest, &wp, err, sizeof err);
+    json_t *g;
+    if (rc == RST_OK) {
+        char detail[400];
+        int pass = wc <= wp * (1 + p->tolerance);
+        snprintf(detail, sizeof detail,
+                 "on the last %d days of %s: candidate v%d WAPE %.4f, production v%d WAPE %.4f;"
+                 " the candidate may be at most %.1f%% worse",
+                 backtest, label, p->version, wc, p->champion, wp, p->tolerance * 100);
+        g = gate("champion_challenger", wp > 0 ? wc / wp - 1 : NAN, p->tolerance, pass, detail);
+        json_object_set_new(g, "candidate_wape", json_real(wc));
+        json_object_set_new(g, "champion_wape", json_real(wp));
+    } else {
+        g = gate("champion_challenger", NAN, p->tolerance, 0, err);
+    }
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(dir);
+    free(input);
+    free(cand);
+    free(champ);
+    return g;
+}
+
+static ops_result step_gates(ops_ctx *ctx, json_t *request, json_t **response, void *arg)
+{
+    (void)request;
+    promo *p = arg;
+    PGconn *c = ops_conn(ctx);
+    json_t *m = version_metrics(c, p, p->version), *gates = json_array();
+    json_t *wape = json_object_get(json_object_get(m, "overall"), "wape");
+    int present = json_is_number(wape);
+    json_array_append_new(gates, gate("metrics_present", present ? 1 : 0, 1, present,
+                                      present ? "the version has backtest metrics"
+                                              : "the version has no backtest metrics"));
+    double sn = json_number_value(json_object_get(
+        json_object_get(json_object_get(json_object_get(m, "baselines"), "seasonal_naive"),
+                        "overall"),
+        "wape"));
+    double improvement = present && sn > 0 ? 1 - json_number_value(wape) / sn : NAN;
+    char detail[240];
+    snprintf(detail, sizeof detail,
+             "backtest WAPE %.4f against seasonal-naive %.4f: %.1f%% better; the project asks"
+             " %.1f%%",
+             json_number_value(wape), sn, improvement * 100, p->margin * 100);
+    json_array_append_new(gates, gate("beats_seasonal_naive", improvement, p->margin,
+                                      isfinite(improvement) && improvement >= p->margin, detail));
+    if (p->champion && p->champion != p->version)
+        json_array_append_new(gates, champion_gate(c, p));
+    json_decref(m);
+    *response = json_pack("{s:o}", "gates", gates);
+    return OPS_DONE;
+}
+
+/* Moves alias to the promotion's version, with history. In the caller's tx. */
+static int move_alias(PGconn *c, const promo *p, const char *who)
+{
+    char v[16], reason[80];
+    snprintf(v, sizeof v, "%d", p->version);
+    snprintf(reason, sizeof reason, "promotion %s", p->id);
+    PGresult *r = db_exec(c,
+                          "INSERT INTO model_alias_history(project_id, model, alias, version,"
+                          " previous, reason, set_by) VALUES ($1, $2, $3, $4::int, (SELECT"
+                          " version FROM model_aliases WHERE project_id = $1 AND model = $2 AND"
+                          " alias = $3), $5, $6)",
+                          6, (const char *[]){p->project, p->model, p->target, v, reason, who},
+                          NULL);
+    if (!r)
+        return RST_EDB;
+    PQclear(r);
+    r = db_exec(c,
+                "INSERT INTO model_aliases(project_id, model, alias, version, set_by)"
+                " VALUES ($1, $2, $3, $4::int, $5) ON CONFLICT (project_id, model, alias) DO"
+                " UPDATE SET version = EXCLUDED.version, set_by = EXCLUDED.set_by, set_at = now()",
+                5, (const char *[]){p->project, p->model, p->target, v, who}, NULL);
+    if (!r)
+        return RST_EDB;
+    PQclear(r);
+    return RST_OK;
+}
+
+/* local: the version is what the server's serving cache loads for the
+ * alias (lazily, from its artifacts); the alias moves in one transaction. */
+static ops_result step_deploy_local(ops_ctx *ctx, json_t *request, json_t **response, void *arg)
+{
+    (void)request;
+    promo *p = arg;
+    PGconn *c = ops_conn(ctx);
+    PGresult *r = db_exec(c, "BEGIN", 0, NULL, NULL);
+    PQclear(r);
+    int rc = move_alias(c, p, p->proposed_by);
+    json_t *dep = json_pack("{s:s, s:s, s:i}", "executor", "local", "alias", p->target, "version",
+                            p->version);
+    char *d = json_dumps(dep, JSON_COMPACT);
+    r = rc ? NULL
+           : db_exec(c,
+                     "UPDATE promotions SET state = 'completed', deployment = $2::jsonb,"
+                     " updated_at = now() WHERE id = $1::uuid",
+                     2, (const char *[]){p->id, d}, NULL);
+    free(d);
+    if (r) {
+        PQclear(r);
+        r = db_exec(c, "COMMIT", 0, NULL, NULL);
+    }
+    if (!r) {
+        PQclear(PQexec(c, "ROLLBACK"));
+        json_decref(dep);
+        ops_set_error(ctx, "database", "cannot move the alias");
+        return OPS_RETRY;
+    }
+    PQclear(r);
+    *response = dep;
+    return OPS_DONE;
+}
+
+static ops_result evaluate(ops_ctx *ctx)
+{
+    PGconn *c = ops_conn(ctx);
+    const char *id = json_string_value(json_object_get(ops_input(ctx), "promotion_id"));
+    promo p;
+    if (!id || load_promo(c, id, &p)) {
+        ops_set_error(ctx, "no_promotion", "the promotion no longer exists");
+        return OPS_FAIL;
+    }
+    json_t *res = NULL;
+    ops_result r = ops_step(ctx, "gates", "local", "evaluate the promotion gates", NULL,
+                            step_gates, &p, &res);
+    if (r != OPS_DONE)
+        return r;
+    json_t *gates = json_object_get(res, "gates"), *g;
+    size_t i;
+    int pass = 1;
+    json_array_foreach(gates, i, g) pass &= !strcmp(json_string_value(json_object_get(g,
+                                                                                      "verdict")),
+                                                    "pass");
+    char *text = json_dumps(gates, JSON_COMPACT);
+    const char *state = !pass ? "gates_failed"
+                        : !strcmp(p.target, "production") ? "pending_approval"
+                                                           : "approved";
+    PQclear(db_exec(c,
+                    "UPDATE promotions SET gates = $2::jsonb, state = $3, updated_at = now()"
+                    " WHERE id = $1::uuid",
+                    3, (const char *[]){id, text, state}, NULL));
+    free(text);
+    /* Staging needs no approval: it moves now. */
+    if (!strcmp(state, "approved"))
+        r = ops_step(ctx, "deploy", "local", "move the staging alias", NULL, step_deploy_local,
+                     &p, NULL);
+    ops_set_output(ctx, json_pack("{s:s, s:s}", "promotion_id", id, "state",
+                                  r == OPS_DONE && !strcmp(state, "approved") ? "completed"
+                                                                              : state));
+    return r;
+}
+
+static ops_result deploy(ops_ctx *ctx)
+{
+    PGconn *c = ops_conn(ctx);
+    const char *id = json_string_value(json_object_get(ops_input(ctx), "promotion_id"));
+    promo p;
+    if (!id || load_promo(c, id, &p)) {
+        ops_set_error(ctx, "no_promotion", "the promotion no longer exists");
+        return OPS_FAIL;
+    }
+    PQclear(db_exec(c, "UPDATE promotions SET state = 'deploying' WHERE id = $1::uuid", 1,
+                    (const char *[]){id}, NULL));
+    ops_result r = ops_step(ctx, "deploy", "local",
+                            "serve the version from this server's model cache", NULL,
+                            step_deploy_local, &p, NULL);
+    if (r == OPS_FAIL)
+        PQclear(db_exec(c, "UPDATE promotions SET state = 'failed' WHERE id = $1::uuid", 1,
+                        (const char *[]){id}, NULL));
+    ops_set_output(ctx, json_pack("{s:s}", "promotion_id", id));
+    return r;
+}
+
+void promotion_ops_register(const config *c, artifact_store *s)
+{
+    cfg = c;
+    store = s;
+    ops_register("promotion.evaluate", evaluate);
+    ops_register("promotion.deploy", deploy);
+}
