@@ -13,8 +13,10 @@
 #define PROJECT_FIELDS                                                                             \
     "'id', p.id, 'display_name', p.display_name, 'description',"                                   \
     " p.description, 'monthly_budget_usd', p.monthly_budget_usd::float8,"                          \
-    " 'compute_quota_cores', p.compute_quota_cores, 'created_by', p.created_by,"                   \
-    " 'created_at', p.created_at, 'updated_at', p.updated_at, 'version', p.version"
+    " 'compute_quota_cores', p.compute_quota_cores, 'promotion_margin',"                           \
+    " p.promotion_margin::float8, 'champion_tolerance', p.champion_tolerance::float8,"             \
+    " 'created_by', p.created_by, 'created_at', p.created_at, 'updated_at', p.updated_at,"         \
+    " 'version', p.version"
 #define PROJECT_JSON "json_build_object(" PROJECT_FIELDS ")"
 
 #define MEMBER_JSON                                                                                \
@@ -159,22 +161,26 @@ void api_projects_update(http_req *req)
         goto out;
     validator v;
     v_init(&v);
-    static const char *const allowed[] = {"display_name", "description", "monthly_budget_usd",
-                                          "compute_quota_cores", NULL};
+    static const char *const allowed[] = {"display_name",        "description",
+                                          "monthly_budget_usd",  "compute_quota_cores",
+                                          "promotion_margin",    "champion_tolerance",
+                                          NULL};
     v_only(&v, body, allowed);
     const char *display = v_string(&v, body, "display_name", 0, 200, v_check_printable);
     if (json_object_get(body, "display_name") && display && !*display)
         v_error(&v, "display_name", "must not be empty");
     const char *desc = v_string(&v, body, "description", 0, 2000, NULL);
-    double budget = 0;
+    double budget = 0, margin = 0, tolerance = 0;
     long long quota = 0;
     int has_budget = v_number(&v, body, "monthly_budget_usd", 0, 1e9, &budget);
     int has_quota = v_integer(&v, body, "compute_quota_cores", 0, 100000, &quota);
+    int has_margin = v_number(&v, body, "promotion_margin", 0, 1, &margin);
+    int has_tolerance = v_number(&v, body, "champion_tolerance", 0, 1, &tolerance);
     if (v_finish(&v, req))
         goto out;
-    if ((has_budget || has_quota) &&
+    if ((has_budget || has_quota || has_margin || has_tolerance) &&
         policy_answer(req, policy_check(c, who, ACT_PROJECT_SET_LIMITS, id),
-                      "set budgets and quotas"))
+                      "set budgets, quotas and promotion policy"))
         goto out;
     PGresult *r = db_exec(c, "SELECT version FROM projects WHERE id = $1",
                           1, (const char *[]){id}, NULL);
@@ -189,20 +195,27 @@ void api_projects_update(http_req *req)
     PQclear(r);
     if (stale)
         goto out;
-    char b[32] = "", q[24] = "";
+    char b[32] = "", q[24] = "", m[24] = "", t[24] = "";
     if (has_budget)
         snprintf(b, sizeof b, "%.2f", budget);
     if (has_quota)
         snprintf(q, sizeof q, "%lld", quota);
-    const char *p[] = {id, display, desc, has_budget ? b : NULL, has_quota ? q : NULL, version};
+    if (has_margin)
+        snprintf(m, sizeof m, "%.4f", margin);
+    if (has_tolerance)
+        snprintf(t, sizeof t, "%.4f", tolerance);
+    const char *p[] = {id,      display, desc, has_budget ? b : NULL, has_quota ? q : NULL,
+                       version, has_margin ? m : NULL, has_tolerance ? t : NULL};
     r = db_exec(c,
                 "UPDATE projects SET display_name = coalesce($2, display_name),"
                 " description = coalesce($3, description),"
                 " monthly_budget_usd = coalesce($4::numeric, monthly_budget_usd),"
                 " compute_quota_cores = coalesce($5::int, compute_quota_cores),"
+                " promotion_margin = coalesce($7::numeric, promotion_margin),"
+                " champion_tolerance = coalesce($8::numeric, champion_tolerance),"
                 " version = version + 1, updated_at = now()"
                 " WHERE id = $1 AND version = $6::int RETURNING 1",
-                6, p, NULL);
+                8, p, NULL);
     if (!r) {
         http_problem_unavailable(req);
     } else if (PQntuples(r) == 0) {
