@@ -108,6 +108,7 @@ void api_model_versions_create(http_req *req);
 void api_model_versions_list(http_req *req);
 void api_model_versions_show(http_req *req);
 void api_model_versions_archive(http_req *req);
+void api_model_versions_predict(http_req *req);
 void api_promotions_create(http_req *req);
 void api_promotions_list(http_req *req);
 void api_promotions_queue(http_req *req);

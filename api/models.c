@@ -3,6 +3,7 @@
  * operation, approved by a second admin for production) and rollback. */
 #include "api.h"
 #include "app.h"
+#include "model_cache.h"
 #include "ops.h"
 #include "policy.h"
 #include "util.h"
@@ -633,4 +634,65 @@ void api_models_rollback(http_req *req)
 out:
     json_decref(body);
     api_release(req, c);
+}
+
+/* POST .../versions/{v}/predict {rows: [...]}: scores feature rows with the
+ * version, in process, the booster kept in the serving cache. */
+void api_model_versions_predict(http_req *req)
+{
+    app_ctx *app = http_app(req);
+    const char *project = http_param(req, "project"), *model = http_param(req, "name");
+    json_t *body = NULL;
+    char ver[16];
+    if (version_param(req, ver, sizeof ver))
+        return;
+    PGconn *c = api_conn(req);
+    if (!c)
+        return;
+    if (access_models(req, c, ACT_COMPUTE_READ, project) || http_read_json(req, &body)) {
+        api_release(req, c);
+        json_decref(body);
+        return;
+    }
+    PGresult *r = db_exec(c,
+                          "SELECT id::text, artifacts::text, algorithm FROM model_versions"
+                          " WHERE project_id = $1 AND model = $2 AND version = $3::int",
+                          3, (const char *[]){project, model, ver}, NULL);
+    api_release(req, c);
+    if (!r || PQntuples(r) != 1) {
+        if (r)
+            http_problem(req, 404, "not-found", "Not found", NULL, "no version %s of model %s",
+                         ver, model);
+        else
+            http_problem_unavailable(req);
+        PQclear(r);
+        json_decref(body);
+        return;
+    }
+    if (strcmp(PQgetvalue(r, 0, 2), "xgboost")) {
+        http_problem(req, 409, "conflict", "Not scorable", NULL,
+                     "version %s is a %s baseline: it forecasts from history, not from feature "
+                     "rows",
+                     ver, PQgetvalue(r, 0, 2));
+        PQclear(r);
+        json_decref(body);
+        return;
+    }
+    json_t *artifacts = json_loads(PQgetvalue(r, 0, 1), 0, NULL), *out = NULL;
+    char id[40], field[120] = "", reason[240] = "";
+    snprintf(id, sizeof id, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    int rc = model_cache_predict(app->models, id, artifacts, json_object_get(body, "rows"), &out,
+                                 field, sizeof field, reason, sizeof reason);
+    if (rc == RST_OK) {
+        json_object_set_new(out, "model", json_string(model));
+        json_object_set_new(out, "version", json_integer(strtol(ver, NULL, 10)));
+        http_reply_json(req, 200, out);
+    } else if (rc == RST_EINVAL) {
+        http_problem_field(req, field, reason);
+    } else {
+        http_problem(req, 503, "model-unavailable", "Model unavailable", NULL, "%s", reason);
+    }
+    json_decref(artifacts);
+    json_decref(body);
 }

@@ -66,6 +66,8 @@ static const http_route routes[] = {
      api_model_versions_show, 0},
     {"POST", "/api/v1/projects/{project}/models/{name}/versions/{version}/archive",
      api_model_versions_archive, 0},
+    {"POST", "/api/v1/projects/{project}/models/{name}/versions/{version}/predict",
+     api_model_versions_predict, 0},
     {"POST", "/api/v1/projects/{project}/models/{name}/versions/{version}/promotions",
      api_promotions_create, 0},
     {"GET", "/api/v1/projects/{project}/models/{name}/promotions", api_promotions_list, 0},

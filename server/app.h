@@ -8,6 +8,7 @@
 typedef struct access_guard access_guard;
 typedef struct devissuer devissuer;
 typedef struct artifact_store artifact_store;
+typedef struct model_cache model_cache;
 
 typedef struct {
     const config *cfg;
@@ -15,6 +16,7 @@ typedef struct {
     access_guard *guard;
     devissuer *dev; /* the local issuer with ROASTERY_AUTH=dev, else NULL */
     artifact_store *artifacts;
+    model_cache *models; /* the serving cache of trained models */
 } app_ctx;
 
 #endif

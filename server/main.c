@@ -16,6 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "model_cache.h"
 #include "pgembed.h"
 #include "promotion_ops.h"
 #include "run_exec.h"
@@ -267,12 +268,21 @@ static int cmd_serve(runtime *rt, sigset_t *set, int demo)
     db_pool *pool = NULL;
     access_guard *acc = NULL;
     http_server *srv = NULL;
+    model_cache *models = NULL;
     if (open_artifacts(rt) || open_database(rt) || (rt->cfg.migrate_on_start && run_migrations(rt)))
         goto out;
     pool = db_pool_open(rt->conninfo, rt->cfg.db_pool_size, rt->cfg.statement_timeout_ms);
     acc = access_new(pool, verifier, &rt->cfg);
-    app_ctx app = {
-        .cfg = &rt->cfg, .pool = pool, .guard = acc, .dev = dev, .artifacts = rt->artifacts};
+    char *scratch = xasprintf("%s/cache", rt->cfg.data_dir);
+    mkdir(scratch, 0700);
+    models = model_cache_new(rt->artifacts, scratch);
+    free(scratch);
+    app_ctx app = {.cfg = &rt->cfg,
+                   .pool = pool,
+                   .guard = acc,
+                   .dev = dev,
+                   .artifacts = rt->artifacts,
+                   .models = models};
     size_t nroutes;
     const http_route *routes = api_routes(&nroutes);
     http_options ho = {.listen = rt->cfg.listen,
@@ -299,6 +309,7 @@ static int cmd_serve(runtime *rt, sigset_t *set, int demo)
     rc = 0;
 out:
     access_free(acc);
+    model_cache_free(models);
     db_pool_close(pool);
     auth_verifier_free(verifier);
     devissuer_close(dev);
