@@ -349,12 +349,11 @@ void api_runs_cancel(http_req *req)
     if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
         ops_request_cancel(c, PQgetvalue(r, 0, 0));
     PQclear(r);
-    /* Still queued (no worker holds it): canceled now. */
+    /* Still queued (waiting for a slot): canceled now; the worker that next
+     * looks at it finds it canceled and ends the operation. */
     PQclear(db_exec(c,
                     "UPDATE runs SET state = 'canceled', finished_at = now(), updated_at = now(),"
-                    " version = version + 1 WHERE id::text = $1 AND state = 'queued'"
-                    " AND (SELECT o.state FROM operations o WHERE o.id = runs.operation_id)"
-                    " IN ('canceled', 'queued')",
+                    " version = version + 1 WHERE id::text = $1 AND state = 'queued'",
                     1, (const char *[]){id}, NULL));
     r = db_exec(c, "SELECT " RUN_JSON "::text FROM runs r WHERE r.id::text = $1", 1,
                 (const char *[]){id}, NULL);

@@ -114,7 +114,8 @@ static int mkdirs(const char *dir)
 /* ---- slots --------------------------------------------------------------------- */
 
 /* Takes one of the compute's slots for the run (the compute row is locked so
- * two workers cannot both take the last one). 1 taken, 0 none free, < 0 error. */
+ * two workers cannot both take the last one). 1 taken, 0 none free, 2 the
+ * run was canceled meanwhile, < 0 error. */
 static int take_slot(PGconn *c, const run_info *r)
 {
     PGresult *res = db_exec(c, "BEGIN", 0, NULL, NULL);
@@ -134,11 +135,13 @@ static int take_slot(PGconn *c, const run_info *r)
     }
     PQclear(res);
     if (out == 1) {
+        /* A run canceled while it waited stays canceled. */
         res = db_exec(c,
                       "UPDATE runs SET state = 'preparing', preparing_at = coalesce(preparing_at,"
-                      " now()), updated_at = now(), version = version + 1 WHERE id = $1::uuid",
+                      " now()), updated_at = now(), version = version + 1 WHERE id = $1::uuid"
+                      " AND state <> 'canceled'",
                       1, (const char *[]){r->id}, NULL);
-        out = res ? 1 : -1;
+        out = !res ? -1 : PQcmdTuples(res)[0] == '0' ? 2 : 1;
         PQclear(res);
     }
     res = db_exec(c, out < 0 ? "ROLLBACK" : "COMMIT", 0, NULL, NULL);
@@ -584,9 +587,10 @@ static ops_result handle(ops_ctx *ctx)
         return OPS_FAIL;
     }
     int slot = take_slot(c, &r);
-    if (slot <= 0) {
+    if (slot != 1) {
         free(r.params);
-        return slot < 0 ? OPS_RETRY : OPS_WAIT; /* queued until a slot frees */
+        /* queued until a slot frees */
+        return slot < 0 ? OPS_RETRY : slot == 2 ? OPS_CANCELED : OPS_WAIT;
     }
     train_job j = {.r = &r, .workdir = workdir_of(id)};
     j.sink.c = c;

@@ -69,6 +69,19 @@ class ModelsTest(RunsBase):
         self.assertIn("overall", v1["metrics"])
         self.register(self.runs[0], status=409)
 
+        # scoring feature rows in process, by the names of features.json
+        st, _, spec = self.srv.json("GET", f"/api/v1/runs/{self.runs[0]}/artifacts/features.json",
+                                    token=self.ds)
+        names = [f["name"] for f in spec["features"]]
+        row = {n: 1.0 for n, f in zip(names, spec["features"]) if f["xgboost_type"] == "q"}
+        st, _, pred = self.srv.json("POST", P + "/models/demand/versions/1/predict",
+                                    {"rows": [row, {}]}, token=self.ds)
+        self.assertEqual(st, 200, pred)
+        self.assertEqual(len(pred["predictions"]), 2)
+        st, _, bad = self.srv.json("POST", P + "/models/demand/versions/1/predict",
+                                   {"rows": [{"no_such_feature": 1}]}, token=self.ds)
+        self.assertEqual((st, bad["errors"][0]["field"]), (400, "rows[0].no_such_feature"))
+
         # a margin nobody can meet fails the gate, with its figure
         self.policy(0.99, 0.5)
         p = self.promote(1, "staging")
