@@ -92,11 +92,13 @@ static int fetch(model_cache *mc, json_t *artifacts, const char *name, const cha
         return RST_ENOTFOUND;
     FILE *f = fopen(path, "wb");
     int rc = f ? RST_OK : RST_EIO;
-    char buf[65536];
+    /* on the heap: HTTP threads have small stacks */
+    char *buf = xmalloc(1 << 16);
     size_t got = 0;
-    while (rc == RST_OK && (rc = artifacts_reader_read(rd, buf, sizeof buf, &got)) == RST_OK && got)
+    while (rc == RST_OK && (rc = artifacts_reader_read(rd, buf, 1 << 16, &got)) == RST_OK && got)
         if (fwrite(buf, 1, got, f) != got)
             rc = RST_EIO;
+    free(buf);
     artifacts_reader_close(rd);
     if (f && fclose(f))
         rc = RST_EIO;

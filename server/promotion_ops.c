@@ -68,8 +68,9 @@ static json_t *version_metrics(PGconn *c, const promo *p, int version)
 static json_t *gate(const char *name, double figure, double threshold, int pass,
                     const char *detail)
 {
-    return json_pack("{s:s, s:f, s:f, s:s, s:s}", "gate", name, isfinite(figure) ? figure : -1.0,
-                     threshold, "verdict", pass ? "pass" : "fail", "detail", detail);
+    return json_pack("{s:s, s:f, s:f, s:s, s:s}", "gate", name, "figure",
+                     isfinite(figure) ? figure : -1.0, "threshold", threshold, "verdict",
+                     pass ? "pass" : "fail", "detail", detail);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
@@ -242,10 +243,11 @@ static ops_result step_gates(ops_ctx *ctx, json_t *request, json_t **response, v
     json_array_append_new(gates, gate("metrics_present", present ? 1 : 0, 1, present,
                                       present ? "the version has backtest metrics"
                                               : "the version has no backtest metrics"));
-    double sn = json_number_value(json_object_get(
-        json_object_get(json_object_get(json_object_get(m, "baselines"), "seasonal_naive"),
-                        "overall"),
-        "wape"));
+    json_t *snm = json_object_get(json_object_get(m, "baselines"), "seasonal_naive");
+    json_t *snw = json_object_get(snm, "wape");
+    if (!snw)
+        snw = json_object_get(json_object_get(snm, "overall"), "wape");
+    double sn = json_number_value(snw);
     double improvement = present && sn > 0 ? 1 - json_number_value(wape) / sn : NAN;
     char detail[240];
     snprintf(detail, sizeof detail,

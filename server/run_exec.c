@@ -23,6 +23,17 @@
 
 extern char **environ;
 
+#if defined(__SANITIZE_ADDRESS__)
+#define RUN_EXEC_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RUN_EXEC_SANITIZED 1
+#endif
+#endif
+#ifndef RUN_EXEC_SANITIZED
+#define RUN_EXEC_SANITIZED 0
+#endif
+
 static const config *cfg;
 static artifact_store *store;
 
@@ -122,11 +133,17 @@ static int take_slot(PGconn *c, const run_info *r)
     if (!res)
         return -1;
     PQclear(res);
-    res = db_exec(c,
-                  "SELECT (SELECT count(*) FROM runs WHERE compute_id = t.id AND state IN"
-                  " ('preparing', 'running') AND id <> $2::uuid), t.state FROM compute_targets t"
-                  " WHERE t.id = $1::uuid FOR UPDATE",
-                  2, (const char *[]){r->compute, r->id}, NULL);
+    /* Lock first, count after: under READ COMMITTED a statement that waited
+     * for the lock would still count with the snapshot it started with. */
+    res = db_exec(c, "SELECT 1 FROM compute_targets WHERE id = $1::uuid FOR UPDATE", 1,
+                  (const char *[]){r->compute}, NULL);
+    PQclear(res);
+    res = !res ? NULL
+               : db_exec(c,
+                         "SELECT (SELECT count(*) FROM runs WHERE compute_id = t.id AND state IN"
+                         " ('preparing', 'running') AND id <> $2::uuid), t.state"
+                         " FROM compute_targets t WHERE t.id = $1::uuid",
+                         2, (const char *[]){r->compute, r->id}, NULL);
     int out = -1;
     if (res && PQntuples(res) == 1) {
         long busy = strtol(PQgetvalue(res, 0, 0), NULL, 10);
@@ -312,7 +329,8 @@ static void drain_lines(log_sink *s, buf_t *b, int is_stdout, int final)
         }
         start = b->len;
     }
-    memmove(b->data, b->data + start, b->len - start);
+    if (start && start < b->len)
+        memmove(b->data, b->data + start, b->len - start);
     b->len -= start;
 }
 
@@ -369,8 +387,10 @@ static int spawn_trainer(train_job *j, int out_fd[2], int err_fd[2], pid_t *pid)
     free(output);
     if (rc)
         return RST_EIO;
-    /* Limits on the child alone: it must never take the server down with it. */
-    if (cfg->train_memory_mb > 0) {
+    /* Limits on the child alone: it must never take the server down with it.
+     * (Not under AddressSanitizer, whose shadow memory is terabytes of
+     * address space: the sanitizer builds are for tests.) */
+    if (cfg->train_memory_mb > 0 && !RUN_EXEC_SANITIZED) {
         struct rlimit lim = {(rlim_t)cfg->train_memory_mb << 20, (rlim_t)cfg->train_memory_mb << 20};
         prlimit(*pid, RLIMIT_AS, &lim, NULL);
     }

@@ -124,17 +124,12 @@ class RunsTest(RunsBase):
 
     def test_b_one_slot_means_one_run_at_a_time(self):
         runs = [self.start({"algorithm": "moving_average"}) for _ in range(3)]
-        overlap = 0
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            states = [self.srv.json("GET", f"/api/v1/runs/{r['id']}", token=self.ds)[2]["state"]
-                      for r in runs]
-            overlap = max(overlap, sum(s in ("preparing", "running") for s in states))
-            if all(s in ("completed", "failed", "canceled") for s in states):
-                break
-            time.sleep(0.05)
-        self.assertEqual(overlap, 1)
-        self.assertEqual(states, ["completed"] * 3)
+        done = [self.wait(r["id"]) for r in runs]
+        self.assertEqual([r["state"] for r in done], ["completed"] * 3)
+        # each run held the slot from preparing_at to finished_at: no overlap
+        spans = sorted((r["preparing_at"], r["finished_at"]) for r in done)
+        for (_, end), (start, _) in zip(spans, spans[1:]):
+            self.assertGreaterEqual(start, end, spans)
 
     def test_c_cancel_a_live_run_and_follow_its_log(self):
         run = self.start({"params": {"num_round": 5000, "eta": 0.001,
@@ -194,16 +189,41 @@ class RunsTest(RunsBase):
 
 
 class RunsCrashTest(RunsBase):
-    """A trainer that cannot get its memory fails its run, not the server."""
-    env = {"ROASTERY_TRAIN_MEMORY_MB": "40"}
+    """A trainer that dies (here: killed like the OOM killer would) fails its
+    run with its exit status and last log lines; the server carries on."""
+
+    def trainer_pid(self, run_id):
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if b"train" in argv and any(run_id.encode() in a for a in argv):
+                return int(pid)
+        return None
 
     def test_crash_fails_the_run_with_exit_status_and_last_lines(self):
-        run = self.start({"params": {"num_round": 20}})
+        run = self.start({"params": {"num_round": 5000, "eta": 0.001,
+                                     "early_stopping_rounds": 1000}})
+        self.wait(run["id"], ("running",), timeout=60)
+        pid = None
+        deadline = time.time() + 30
+        while pid is None and time.time() < deadline:
+            pid = self.trainer_pid(run["id"])
+            time.sleep(0.1)
+        self.assertIsNotNone(pid, "the trainer runs as its own process")
+        time.sleep(1)
+        os.kill(pid, 9)
         done = self.wait(run["id"])
         self.assertEqual(done["state"], "failed")
-        self.assertNotEqual(done["exit_status"], 0)
+        self.assertEqual(done["exit_status"], 137)
         self.assertTrue(done["error"]["last_lines"])
+        self.assertIn("exited with status 137", done["error"]["last_lines"][-1])
         self.assertEqual(self.srv.request("GET", "/healthz", token=None)[0], 200)
+        # and the next run goes through
+        self.assertEqual(self.wait(self.start({"algorithm": "moving_average"})["id"])["state"],
+                         "completed")
 
 
 if __name__ == "__main__":
