@@ -57,6 +57,10 @@ typedef struct {
     char *azure_location;
     int local_slots; /* 0 = CPU count */
     int train_memory_mb; /* RLIMIT_AS of a local trainer; 0 = none */
+    char *arm_endpoint;
+    char *aad_authority;
+    char *azure_tenant_id, *azure_client_id, *azure_client_secret;
+    char *online_instance_type;
 } config;
 
 /* Reads the environment into cfg. On a bad value writes one line to err

@@ -1,6 +1,8 @@
 /* promotion.evaluate and promotion.deploy. */
 #define _XOPEN_SOURCE 700
 #include "promotion_ops.h"
+#include "arm.h"
+#include "azureml.h"
 #include "db.h"
 #include "log.h"
 #include "ops.h"
@@ -18,6 +20,8 @@
 
 static const config *cfg;
 static artifact_store *store;
+static arm_client *arm; /* render-only unless the executor is azure */
+static char arm_error[256];
 
 typedef struct {
     char id[40], project[80], model[80], target[16], proposed_by[80];
@@ -363,6 +367,135 @@ static ops_result evaluate(ops_ctx *ctx)
     return r;
 }
 
+/* ---- Azure ML online endpoint, blue/green ---------------------------------------- */
+
+typedef struct {
+    promo *p;
+    char endpoint[40];
+    char deployment[40], old[40];
+    int step; /* which call */
+} azure_job;
+
+enum { AZ_MODEL, AZ_ENDPOINT, AZ_DEPLOYMENT, AZ_TRAFFIC_10, AZ_TRAFFIC_100, AZ_DELETE_OLD };
+
+/* One Azure ML call of the deployment; the same request whether it is sent
+ * (azure) or only rendered (local, dry-run). */
+static int azure_call(azure_job *j, arm_result *res)
+{
+    promo *p = j->p;
+    char ver[16], model_id[240];
+    snprintf(ver, sizeof ver, "%d", p->version);
+    snprintf(model_id, sizeof model_id, "azureml:%s-%s:%d", p->project, p->model, p->version);
+    switch (j->step) {
+    case AZ_MODEL: {
+        char name[180], path[400];
+        snprintf(name, sizeof name, "%s-%s", p->project, p->model);
+        snprintf(path, sizeof path, "azureml://datastores/workspaceblobstore/paths/projects/%s/"
+                 "models/%s/%d/", p->project, p->model, p->version);
+        return azureml_model_version_put(arm, name, ver, path, "registered by roastery", NULL,
+                                         NULL, res);
+    }
+    case AZ_ENDPOINT:
+        return azureml_online_endpoint_put(arm, j->endpoint, "Key", res);
+    case AZ_DEPLOYMENT: {
+        azureml_deployment d = {.model = model_id,
+                                .instance_type = cfg->online_instance_type,
+                                .instance_count = 1,
+                                .description = "demand forecast, deployed by roastery"};
+        return azureml_online_deployment_put(arm, j->endpoint, j->deployment, &d, res);
+    }
+    case AZ_TRAFFIC_10:
+    case AZ_TRAFFIC_100: {
+        int ten = j->step == AZ_TRAFFIC_10 && j->old[0];
+        json_t *t = json_object();
+        json_object_set_new(t, j->deployment, json_integer(ten ? 10 : 100));
+        if (j->old[0])
+            json_object_set_new(t, j->old, json_integer(ten ? 90 : 0));
+        int rc = azureml_online_endpoint_set_traffic(arm, j->endpoint, "Key", t, res);
+        json_decref(t);
+        return rc;
+    }
+    default:
+        return azureml_online_deployment_delete(arm, j->endpoint, j->old, res);
+    }
+}
+
+static int stop_asked(void *arg)
+{
+    return ops_stopping(arg);
+}
+
+static ops_result step_azure(ops_ctx *ctx, json_t *request, json_t **response, void *arg)
+{
+    (void)request;
+    azure_job *j = arg;
+    arm_result res;
+    arm_result_init(&res);
+    res.should_stop = stop_asked;
+    res.stop_arg = ctx;
+    int rc = azure_call(j, &res);
+    *response = arm_result_json(&res);
+    ops_result out = OPS_DONE;
+    if (rc) {
+        const char *code = json_string_value(json_object_get(res.error, "code"));
+        const char *msg = json_string_value(json_object_get(res.error, "message"));
+        char text[400];
+        snprintf(text, sizeof text, "Azure ML answered %ld %s: %s", res.status,
+                 code ? code : "", msg ? msg : "no message");
+        ops_set_error(ctx, code ? code : "azureml_failed", text);
+        /* ARM's 4xx is the request's fault; anything else may pass */
+        out = res.status >= 400 && res.status < 500 ? OPS_FAIL : OPS_RETRY;
+    }
+    arm_result_free(&res);
+    return out;
+}
+
+/* Production on Azure ML: the model version, the endpoint, a new deployment,
+ * 10% of traffic, then 100% once it answered healthy, then the old
+ * deployment deleted. Rendered and recorded with local and dry-run. */
+static ops_result deploy_azure(ops_ctx *ctx, promo *p)
+{
+    azure_job j = {.p = p};
+    snprintf(j.endpoint, sizeof j.endpoint, "%.24s-%.7s", p->project, p->model);
+    for (char *c = j.endpoint; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9')))
+            *c = '-';
+    snprintf(j.deployment, sizeof j.deployment, "v%d", p->version);
+    if (p->champion && p->champion != p->version)
+        snprintf(j.old, sizeof j.old, "v%d", p->champion);
+    static const char *const names[] = {"model", "endpoint", "deployment", "traffic-10",
+                                        "traffic-100", "delete-old"};
+    static const char *const what[] = {
+        "register the model version in Azure ML", "create or update the online endpoint",
+        "create the new deployment", "send 10% of traffic to the new deployment",
+        "send all traffic to the new deployment", "delete the previous deployment"};
+    int live = !strcmp(cfg->executor, "azure");
+    if (live && !arm) {
+        ops_set_error(ctx, "azure_unconfigured", arm_error);
+        return OPS_FAIL;
+    }
+    for (j.step = AZ_MODEL; j.step <= AZ_DELETE_OLD; j.step++) {
+        if ((j.step == AZ_TRAFFIC_10 || j.step == AZ_DELETE_OLD) && !j.old[0])
+            continue; /* the first deployment takes all traffic at once */
+        if (!live) {
+            arm_result res;
+            arm_result_init(&res);
+            if (arm)
+                azure_call(&j, &res);
+            json_t *rec = arm_result_json(&res);
+            ops_plan(ctx, names[j.step], "azureml", what[j.step], rec);
+            json_decref(rec);
+            arm_result_free(&res);
+            continue;
+        }
+        ops_result r =
+            ops_step(ctx, names[j.step], "azureml", what[j.step], NULL, step_azure, &j, NULL);
+        if (r != OPS_DONE)
+            return r;
+    }
+    return OPS_DONE;
+}
+
 static ops_result deploy(ops_ctx *ctx)
 {
     PGconn *c = ops_conn(ctx);
@@ -374,7 +507,9 @@ static ops_result deploy(ops_ctx *ctx)
     }
     PQclear(db_exec(c, "UPDATE promotions SET state = 'deploying' WHERE id = $1::uuid", 1,
                     (const char *[]){id}, NULL));
-    ops_result r = ops_step(ctx, "deploy", "local",
+    ops_result r = deploy_azure(ctx, &p);
+    if (r == OPS_DONE)
+        r = ops_step(ctx, "deploy", "local",
                             "serve the version from this server's model cache", NULL,
                             step_deploy_local, &p, NULL);
     if (r == OPS_FAIL)
@@ -388,6 +523,21 @@ void promotion_ops_register(const config *c, artifact_store *s)
 {
     cfg = c;
     store = s;
+    arm_options o = {.arm_endpoint = c->arm_endpoint,
+                     .aad_authority = c->aad_authority,
+                     .tenant_id = c->azure_tenant_id,
+                     .client_id = c->azure_client_id,
+                     .client_secret = c->azure_client_secret,
+                     .subscription_id = c->azure_subscription_id,
+                     .resource_group = c->azure_resource_group,
+                     .workspace = c->azureml_workspace,
+                     .location = c->azure_location,
+                     .render_only = strcmp(c->executor, "azure") != 0};
+    if (arm_client_new(&o, &arm, arm_error, sizeof arm_error)) {
+        arm = NULL;
+        log_fields(LOG_WARN, "azure ml client not configured",
+                   json_pack("{s:s}", "reason", arm_error));
+    }
     ops_register("promotion.evaluate", evaluate);
     ops_register("promotion.deploy", deploy);
 }

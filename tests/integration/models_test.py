@@ -128,6 +128,15 @@ class ModelsTest(RunsBase):
         while time.time() < deadline and self.aliases().get("production") != 2:
             time.sleep(0.2)
         self.assertEqual(self.aliases()["production"], 2)
+        # the Azure ML calls of a blue/green deployment are rendered and recorded
+        p = self.srv.json("GET", f"/api/v1/promotions/{p['id']}", token=self.ds)[2]
+        _, _, op = self.srv.json("GET", f"/api/v1/operations/{p['operation_id']}",
+                                 token=self.admin)
+        azure = [(a["step"], a["target"]) for a in op["actions"] if a["target"] == "azureml"]
+        self.assertEqual([s for s, _ in azure], ["model", "endpoint", "deployment", "traffic-10",
+                                                 "traffic-100", "delete-old"], op["actions"])
+        dep = [a for a in op["actions"] if a["step"] == "deployment"][0]
+        self.assertIn("onlineEndpoints", str(dep["request"]))
 
         # rollback walks the history back, once
         st, _, m = self.srv.json("POST", P + "/models/demand/rollback",
