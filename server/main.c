@@ -21,6 +21,7 @@
 #include "promotion_ops.h"
 #include "run_exec.h"
 #include "salesgen.h"
+#include "trainer.h"
 #include "util.h"
 #include "worker.h"
 
@@ -54,6 +55,7 @@ static const char *const usage_main =
     "  migrate   apply pending database migrations and exit\n"
     "  token     mint a token from the local dev issuer (ROASTERY_AUTH=dev)\n"
     "  generate-sales  write GloboJava-shaped sales CSV (see --help)\n"
+    "  train     train and backtest a demand forecast from a sales CSV (see --help)\n"
     "  version   print the version and the libraries in use\n";
 
 static const char *const usage_serve =
@@ -398,6 +400,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "generate-sales"))
         return salesgen_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train"))
+        return trainer_main(argc - 1, argv + 1);
     const char *usage = !strcmp(cmd, "serve")     ? usage_serve
                         : !strcmp(cmd, "demo")    ? usage_demo
                         : !strcmp(cmd, "worker")  ? usage_worker
