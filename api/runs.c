@@ -29,7 +29,7 @@
     " r.queued_at, 'preparing_at', r.preparing_at, 'running_at', r.running_at, 'finished_at',"    \
     " r.finished_at, 'exit_status', r.exit_status, 'error', r.error, 'metrics', r.metrics,"       \
     " 'lineage', r.lineage, 'artifacts', coalesce(r.artifacts, '[]'::jsonb), 'log_chunks',"       \
-    " r.log_chunks, 'operation_id', r.operation_id, 'created_by', r.created_by, 'created_at',"    \
+    " r.log_chunks, 'azure_job', r.azure_job, 'operation_id', r.operation_id, 'created_by', r.created_by, 'created_at',"    \
     " r.created_at, 'updated_at', r.updated_at, 'version', r.version)"
 
 static const char *check_algorithm(const char *s)
@@ -108,9 +108,8 @@ static int pick_compute(http_req *req, PGconn *c, const char *project, const cha
     else if (strcmp(PQgetvalue(r, 0, 1), "ready")) {
         snprintf(reason, sizeof reason, "is %s, not ready", PQgetvalue(r, 0, 1));
         bad = reason;
-    } else if (strcmp(PQgetvalue(r, 0, 2), "local") && strcmp(PQgetvalue(r, 0, 3), "local"))
-        bad = "is Azure ML compute: runs there are submitted by the Azure ML executor, which "
-              "this server does not run; use a local compute target";
+    } else if (!strcmp(PQgetvalue(r, 0, 2), "inference"))
+        bad = "is an inference cluster: it serves models, it does not train them";
     if (!bad)
         snprintf(id, 40, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);

@@ -337,12 +337,12 @@ void arm_result_free(arm_result *r)
 
 json_t *arm_result_json(const arm_result *r)
 {
-    return json_pack("{s:O, s:O, s:I, s:O, s:O, s:i, s:b, s:s}", "requests",
+    return json_pack("{s:O, s:O, s:I, s:O, s:O, s:i, s:b, s:s, s:b}", "requests",
                      r->requests ? r->requests : json_null(), "trace",
                      r->trace ? r->trace : json_null(), "status", (json_int_t)r->status, "body",
                      r->body ? r->body : json_null(), "error", r->error ? r->error : json_null(),
                      "retries", r->retries, "rendered", r->rendered, "async_status",
-                     r->async_status);
+                     r->async_status, "existed", r->existed);
 }
 
 static void trace_add(arm_result *out, const xreq *q, const xresp *x, int attempt, int64_t ms)

@@ -91,7 +91,7 @@ void arm_result_init(arm_result *r);
 /* Frees the out fields and zeroes them; keeps the in fields. NULL-safe. */
 void arm_result_free(arm_result *r);
 /* The record to store in the operation log: {requests, trace, status, body, error, retries,
- * rendered, async_status}. new: json_decref. */
+ * rendered, async_status, existed}. new: json_decref. */
 json_t *arm_result_json(const arm_result *r);
 
 /* One ARM request. path_and_query is relative to the workspace ("jobs/x",

@@ -137,6 +137,15 @@ static const var_spec vars[] = {
      "address-space limit of one local trainer process in MiB (0 = none)"},
     {"ROASTERY_LOCAL_SLOTS", V_INT, "0", 0, 1024, OFF(local_slots),
      "most local training slots the local executor grants in all (0 = the CPU count)"},
+    {"ROASTERY_AZUREML_DATASTORE", V_STRING, "workspaceblobstore", 0, 0, OFF(azureml_datastore),
+     "Azure ML datastore (AzureBlob) that receives dataset versions and job outputs"},
+    {"ROASTERY_AZUREML_DATASTORE_CONNECTION", V_STRING, NULL, 0, 0,
+     OFF(azureml_datastore_connection),
+     "connection string of that datastore's storage account (never logged)"},
+    {"ROASTERY_TRAINER_IMAGE", V_STRING, "roastery-trainer:" ROASTERY_VERSION, 0, 0,
+     OFF(trainer_image), "container image Azure ML command jobs run the trainer from"},
+    {"ROASTERY_AZUREML_POLL_SECONDS", V_INT, "15", 1, 3600, OFF(azureml_poll_seconds),
+     "first wait between polls of an Azure ML job's status (doubles up to 8 times that)"},
 };
 
 /* Whether val is one of the '|'-separated words of choices. */

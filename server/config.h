@@ -61,6 +61,10 @@ typedef struct {
     char *aad_authority;
     char *azure_tenant_id, *azure_client_id, *azure_client_secret;
     char *online_instance_type;
+    char *azureml_datastore;
+    char *azureml_datastore_connection; /* secret */
+    char *trainer_image;
+    int azureml_poll_seconds;
 } config;
 
 /* Reads the environment into cfg. On a bad value writes one line to err

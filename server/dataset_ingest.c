@@ -2,6 +2,7 @@
  * (+ quarantine) into deterministic keys, so a retry after a crash rewrites
  * the same files; "record" stores the results in one transaction. */
 #include "dataset_ingest.h"
+#include "azure_data.h"
 #include "db.h"
 #include "ingest.h"
 #include "profile.h"
@@ -369,10 +370,15 @@ static ops_result handle(ops_ctx *ctx)
     if (r == OPS_DONE)
         r = ops_step(ctx, "record", "local", "record version results", result, step_record, &a,
                      NULL);
+    /* Once recorded the version is ours whatever Azure says: a failure to
+     * publish it fails the operation, not the version. */
+    int recorded = r == OPS_DONE;
+    if (r == OPS_DONE && !json_is_true(json_object_get(result, "rejected")))
+        r = azure_data_publish(ctx, v.project, v.dataset, v.number);
     if (r == OPS_DONE)
         ops_set_output(ctx, json_pack("{s:s, s:O?}", "version_id", id, "rows_accepted",
                                       json_object_get(result, "rows_accepted")));
-    if (r == OPS_FAIL)
+    if (r == OPS_FAIL && !recorded)
         PQclear(db_exec(ops_conn(ctx),
                         "UPDATE dataset_versions SET state = 'failed', finished_at = now()"
                         " WHERE id = $1",

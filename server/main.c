@@ -4,6 +4,7 @@
 #include "api.h"
 #include "app.h"
 #include "auth.h"
+#include "azure_exec.h"
 #include "compute_ops.h"
 #include "config.h"
 #include "artifacts.h"
@@ -141,6 +142,7 @@ static int open_artifacts(runtime *rt)
     if (rc)
         fprintf(stderr, "roastery: ROASTERY_ARTIFACTS=%s: %s\n", url, err);
     else {
+        azure_exec_init(&rt->cfg, rt->artifacts);
         dataset_ingest_register(rt->artifacts);
         run_exec_register(&rt->cfg, rt->artifacts);
         promotion_ops_register(&rt->cfg, rt->artifacts);
@@ -176,6 +178,7 @@ static int run_migrations(runtime *rt)
 
 static void shutdown_runtime(runtime *rt)
 {
+    azure_exec_shutdown();
     artifacts_close(rt->artifacts);
     pgembed_stop(rt->pg);
     free(rt->conninfo);

@@ -32,6 +32,7 @@ struct ops_ctx {
     json_t *output;
     json_t *error;
     json_t *responses; /* keeps step responses alive for the handler */
+    long wait_ms;      /* OPS_WAIT requeues after this long; 0 = OPS_WAIT_MS */
 };
 
 void ops_register(const char *kind, ops_handler handler)
@@ -174,6 +175,11 @@ void ops_set_output(ops_ctx *ctx, json_t *output)
     ctx->output = output;
 }
 
+void ops_set_wait_ms(ops_ctx *ctx, long ms)
+{
+    ctx->wait_ms = ms;
+}
+
 void ops_set_error(ops_ctx *ctx, const char *code, const char *message)
 {
     json_decref(ctx->error);
@@ -242,7 +248,8 @@ static int finish_result(ops_ctx *ctx, ops_result res)
         json_decref(ctx->output);
         json_decref(ctx->error);
         ctx->output = ctx->error = NULL;
-        return finish(ctx, SQL_WAIT, 5, OPS_WAIT_MS_TEXT);
+        snprintf(extra, sizeof extra, "%ld", ctx->wait_ms > 0 ? ctx->wait_ms : OPS_WAIT_MS);
+        return finish(ctx, SQL_WAIT, 5, extra);
     case OPS_INTERRUPTED:
         json_decref(ctx->output);
         json_decref(ctx->error);
@@ -276,6 +283,19 @@ static const char SQL_CLAIM[] =
     "   ORDER BY next_attempt_at, seq FOR UPDATE SKIP LOCKED LIMIT 1)"
     " RETURNING id, kind, subject, input::text, attempts, max_attempts, cancel_requested,"
     " error::text";
+
+/* Whether an earlier attempt recorded a step: a canceled operation that did
+ * must still run, so its handler can undo or stop what it started (e.g. a
+ * remote job). Errs towards running it. */
+static int started(ops_ctx *ctx)
+{
+    PGresult *r = db_exec(ctx->conn, "SELECT 1 FROM operation_actions WHERE operation_id = $1"
+                                     " LIMIT 1",
+                          1, (const char *[]){ctx->id}, NULL);
+    int yes = !r || PQntuples(r) > 0;
+    PQclear(r);
+    return yes;
+}
 
 int ops_run_one(PGconn *conn, const ops_settings *s)
 {
@@ -324,7 +344,7 @@ int ops_run_one(PGconn *conn, const ops_settings *s)
         prev_error = NULL;
         json_object_set_new(ctx.error, "abandoned", json_true());
         res = OPS_FAIL;
-    } else if (cancel) {
+    } else if (cancel && !started(&ctx)) {
         res = OPS_CANCELED;
     } else if (!h) {
         ops_set_error(&ctx, "unknown_kind", "no executor handles this kind of operation");
@@ -369,10 +389,14 @@ int ops_request_cancel(PGconn *conn, const char *id)
 {
     const char *p[] = {id};
     PGresult *r = db_exec(conn,
-                          "UPDATE operations SET cancel_requested = true, updated_at = now(),"
-                          " state = CASE WHEN state = 'queued' THEN 'canceled' ELSE state END,"
-                          " finished_at = CASE WHEN state = 'queued' THEN now() ELSE finished_at END"
-                          " WHERE id = $1::uuid AND state IN ('queued', 'running') RETURNING id",
+                          "WITH o AS (SELECT id, state = 'queued' AND NOT EXISTS (SELECT 1 FROM"
+                          " operation_actions a WHERE a.operation_id = operations.id) AS unstarted"
+                          " FROM operations WHERE id = $1::uuid)"
+                          " UPDATE operations SET cancel_requested = true, updated_at = now(),"
+                          " state = CASE WHEN o.unstarted THEN 'canceled' ELSE state END,"
+                          " finished_at = CASE WHEN o.unstarted THEN now() ELSE finished_at END"
+                          " FROM o WHERE operations.id = o.id AND state IN ('queued', 'running')"
+                          " RETURNING operations.id",
                           1, p, NULL);
     if (!r)
         return RST_EDB;

@@ -13,7 +13,8 @@ typedef enum {
     OPS_FAIL,      /* permanent failure: error kept */
     OPS_CANCELED,  /* stopped between steps because cancellation was asked */
     OPS_INTERRUPTED, /* the worker is stopping: requeue now, attempt not counted */
-    OPS_WAIT         /* a resource is busy: requeue after OPS_WAIT_MS, attempt not counted */
+    OPS_WAIT         /* a resource is busy or a remote job is still going: requeue after
+                        OPS_WAIT_MS (or ops_set_wait_ms), attempt not counted */
 } ops_result;
 
 #define OPS_WAIT_MS 1000
@@ -61,9 +62,10 @@ int ops_run_one(PGconn *conn, const ops_settings *s);
  * Returns the number renewed, negative on error. */
 int ops_heartbeat(PGconn *conn, const char *owner_prefix, int lease_seconds);
 
-/* Asks an operation to stop: queued ones end canceled at once, running ones
- * at their next step. RST_OK, RST_ENOTFOUND, or RST_ECONFLICT when it
- * already ended. */
+/* Asks an operation to stop: queued ones that never started a step end
+ * canceled at once; running ones, and queued ones that started (waiting on a
+ * remote job they must cancel), see it at their next step or attempt.
+ * RST_OK, RST_ENOTFOUND, or RST_ECONFLICT when it already ended. */
 int ops_request_cancel(PGconn *conn, const char *id);
 
 /* For handlers. Borrowed pointers, valid during the handler. */
@@ -89,6 +91,9 @@ ops_result ops_step(ops_ctx *ctx, const char *step, const char *target, const ch
 /* Records an action as planned without running it (dry-run executor). */
 int ops_plan(ops_ctx *ctx, const char *step, const char *target, const char *name,
              json_t *request);
+
+/* How long an OPS_WAIT of this attempt waits before the next (ms). */
+void ops_set_wait_ms(ops_ctx *ctx, long ms);
 
 /* Sets the operation's output (stolen) or error (code and message copied). */
 void ops_set_output(ops_ctx *ctx, json_t *output);

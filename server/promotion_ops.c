@@ -2,6 +2,7 @@
 #define _XOPEN_SOURCE 700
 #include "promotion_ops.h"
 #include "arm.h"
+#include "azure_exec.h"
 #include "azureml.h"
 #include "db.h"
 #include "log.h"
@@ -20,11 +21,9 @@
 
 static const config *cfg;
 static artifact_store *store;
-static arm_client *arm; /* render-only unless the executor is azure */
-static char arm_error[256];
 
 typedef struct {
-    char id[40], project[80], model[80], target[16], proposed_by[80];
+    char id[40], project[80], model[80], target[16], proposed_by[80], run_id[40];
     int version, champion; /* champion 0: none */
     double margin, tolerance;
 } promo;
@@ -34,8 +33,9 @@ static int load_promo(PGconn *c, const char *id, promo *p)
     PGresult *r = db_exec(c,
                           "SELECT p.project_id, p.model, p.version, p.target, coalesce(p.champion,"
                           " 0), pr.promotion_margin::float8, pr.champion_tolerance::float8,"
-                          " p.proposed_by FROM promotions p JOIN projects pr ON pr.id ="
-                          " p.project_id WHERE p.id = $1::uuid",
+                          " p.proposed_by, v.run_id FROM promotions p JOIN projects pr ON pr.id ="
+                          " p.project_id JOIN model_versions v ON v.project_id = p.project_id AND"
+                          " v.model = p.model AND v.version = p.version WHERE p.id = $1::uuid",
                           1, (const char *[]){id}, NULL);
     if (!r || PQntuples(r) != 1) {
         PQclear(r);
@@ -51,6 +51,7 @@ static int load_promo(PGconn *c, const char *id, promo *p)
     p->margin = strtod(PQgetvalue(r, 0, 5), NULL);
     p->tolerance = strtod(PQgetvalue(r, 0, 6), NULL);
     snprintf(p->proposed_by, sizeof p->proposed_by, "%s", PQgetvalue(r, 0, 7));
+    snprintf(p->run_id, sizeof p->run_id, "%s", PQgetvalue(r, 0, 8));
     PQclear(r);
     return RST_OK;
 }
@@ -376,24 +377,59 @@ typedef struct {
     int step; /* which call */
 } azure_job;
 
-enum { AZ_MODEL, AZ_ENDPOINT, AZ_DEPLOYMENT, AZ_TRAFFIC_10, AZ_TRAFFIC_100, AZ_DELETE_OLD };
+enum {
+    AZ_MODEL,
+    AZ_ENDPOINT,
+    AZ_DEPLOYMENT,
+    AZ_TRAFFIC_10,
+    AZ_HEALTH,
+    AZ_TRAFFIC_100,
+    AZ_DELETE_OLD,
+    AZ_ROLLBACK
+};
+
+/* The run's model files, where Azure ML reads them: our artifact keys under
+ * the datastore's roastery/ prefix. */
+static char *model_key(const promo *p, const char *file)
+{
+    return xasprintf("projects/%s/runs/%s/artifacts/%s", p->project, p->run_id, file);
+}
+
+/* Sets the endpoint's traffic: new gets percent, the old deployment the rest. */
+static int set_traffic(arm_client *arm, azure_job *j, int percent, arm_result *res)
+{
+    json_t *t = json_object();
+    json_object_set_new(t, j->deployment, json_integer(percent));
+    if (j->old[0])
+        json_object_set_new(t, j->old, json_integer(100 - percent));
+    int rc = azureml_online_endpoint_set_traffic(arm, j->endpoint, "Key", t, res);
+    json_decref(t);
+    return rc;
+}
 
 /* One Azure ML call of the deployment; the same request whether it is sent
  * (azure) or only rendered (local, dry-run). */
-static int azure_call(azure_job *j, arm_result *res)
+static int azure_call(arm_client *arm, void *arg, arm_result *res)
 {
+    azure_job *j = arg;
     promo *p = j->p;
     char ver[16], model_id[240];
     snprintf(ver, sizeof ver, "%d", p->version);
     snprintf(model_id, sizeof model_id, "azureml:%s-%s:%d", p->project, p->model, p->version);
     switch (j->step) {
     case AZ_MODEL: {
-        char name[180], path[400];
+        char name[180];
         snprintf(name, sizeof name, "%s-%s", p->project, p->model);
-        snprintf(path, sizeof path, "azureml://datastores/workspaceblobstore/paths/projects/%s/"
-                 "models/%s/%d/", p->project, p->model, p->version);
-        return azureml_model_version_put(arm, name, ver, path, "registered by roastery", NULL,
-                                         NULL, res);
+        char *key = model_key(p, "");
+        char *uri = azure_exec_datastore_uri(key);
+        json_t *tags = json_pack("{s:s, s:s}", "roastery_project", p->project, "roastery_run",
+                                 p->run_id);
+        int rc = azureml_model_version_put(arm, name, ver, uri, "registered by roastery", tags,
+                                           NULL, res);
+        json_decref(tags);
+        free(uri);
+        free(key);
+        return rc;
     }
     case AZ_ENDPOINT:
         return azureml_online_endpoint_put(arm, j->endpoint, "Key", res);
@@ -405,53 +441,85 @@ static int azure_call(azure_job *j, arm_result *res)
         return azureml_online_deployment_put(arm, j->endpoint, j->deployment, &d, res);
     }
     case AZ_TRAFFIC_10:
-    case AZ_TRAFFIC_100: {
-        int ten = j->step == AZ_TRAFFIC_10 && j->old[0];
-        json_t *t = json_object();
-        json_object_set_new(t, j->deployment, json_integer(ten ? 10 : 100));
-        if (j->old[0])
-            json_object_set_new(t, j->old, json_integer(ten ? 90 : 0));
-        int rc = azureml_online_endpoint_set_traffic(arm, j->endpoint, "Key", t, res);
-        json_decref(t);
-        return rc;
-    }
+        return set_traffic(arm, j, 10, res);
+    case AZ_HEALTH:
+        return azureml_online_deployment_get(arm, j->endpoint, j->deployment, res);
+    case AZ_TRAFFIC_100:
+        return set_traffic(arm, j, 100, res);
+    case AZ_ROLLBACK:
+        return set_traffic(arm, j, 0, res);
     default:
         return azureml_online_deployment_delete(arm, j->endpoint, j->old, res);
     }
 }
 
-static int stop_asked(void *arg)
+/* Before the model version: its files in the workspace datastore. */
+static ops_result step_upload_model(ops_ctx *ctx, json_t *request, json_t **response, void *arg)
 {
-    return ops_stopping(arg);
+    (void)request;
+    promo *p = arg;
+    arm_result res;
+    arm_result_init(&res);
+    json_t *files = json_array();
+    ops_result out = OPS_DONE;
+    static const char *const names[] = {"model.json", "features.json", "metrics.json", NULL};
+    for (int i = 0; names[i] && out == OPS_DONE; i++) {
+        char *key = model_key(p, names[i]);
+        char err[300];
+        int copied = 0;
+        int rc = azure_exec_upload(&res, key, &copied, err, sizeof err);
+        if (rc) {
+            ops_set_error(ctx, rc == RST_EUNAVAIL ? "datastore_unavailable" : "datastore_refused",
+                          err);
+            out = rc == RST_EUNAVAIL ? OPS_RETRY : OPS_FAIL;
+        } else {
+            char *uri = azure_exec_datastore_uri(key);
+            json_array_append_new(files, json_pack("{s:s, s:b}", "uri", uri, "copied", copied));
+            free(uri);
+        }
+        free(key);
+    }
+    *response = json_pack("{s:o, s:o}", "files", files, "datastore", arm_result_json(&res));
+    arm_result_free(&res);
+    return out;
 }
 
-static ops_result step_azure(ops_ctx *ctx, json_t *request, json_t **response, void *arg)
+/* Between 10% and 100%: the new deployment must report Succeeded. When it
+ * does not, its traffic goes back to the old deployment and the promotion
+ * fails; the old deployment was never touched. */
+static ops_result step_health(ops_ctx *ctx, json_t *request, json_t **response, void *arg)
 {
     (void)request;
     azure_job *j = arg;
     arm_result res;
     arm_result_init(&res);
-    res.should_stop = stop_asked;
-    res.stop_arg = ctx;
-    int rc = azure_call(j, &res);
+    j->step = AZ_HEALTH;
+    int rc = azure_call(azure_exec_arm(), j, &res);
+    const char *state = json_string_value(
+        json_object_get(json_object_get(res.body, "properties"), "provisioningState"));
     *response = arm_result_json(&res);
-    ops_result out = OPS_DONE;
-    if (rc) {
-        const char *code = json_string_value(json_object_get(res.error, "code"));
-        const char *msg = json_string_value(json_object_get(res.error, "message"));
-        char text[400];
-        snprintf(text, sizeof text, "Azure ML answered %ld %s: %s", res.status,
-                 code ? code : "", msg ? msg : "no message");
-        ops_set_error(ctx, code ? code : "azureml_failed", text);
-        /* ARM's 4xx is the request's fault; anything else may pass */
-        out = res.status >= 400 && res.status < 500 ? OPS_FAIL : OPS_RETRY;
-    }
     arm_result_free(&res);
-    return out;
+    if (rc == RST_OK && state && !strcmp(state, "Succeeded"))
+        return OPS_DONE;
+    if (rc && rc != RST_ENOTFOUND && rc != RST_EINVAL)
+        return OPS_RETRY;
+    char msg[200];
+    snprintf(msg, sizeof msg, "deployment %s reports %s, not Succeeded: traffic returned to %s",
+             j->deployment, state ? state : "nothing", j->old[0] ? j->old : "nobody");
+    if (j->old[0]) {
+        arm_result back;
+        arm_result_init(&back);
+        j->step = AZ_ROLLBACK;
+        azure_call(azure_exec_arm(), j, &back);
+        json_object_set_new(*response, "rollback", arm_result_json(&back));
+        arm_result_free(&back);
+    }
+    ops_set_error(ctx, "deployment_unhealthy", msg);
+    return OPS_FAIL;
 }
 
-/* Production on Azure ML: the model version, the endpoint, a new deployment,
- * 10% of traffic, then 100% once it answered healthy, then the old
+/* Production on Azure ML: the model's files and version, the endpoint, a new
+ * deployment, 10% of traffic, a health check, then 100%, then the old
  * deployment deleted. Rendered and recorded with local and dry-run. */
 static ops_result deploy_azure(ops_ctx *ctx, promo *p)
 {
@@ -464,36 +532,29 @@ static ops_result deploy_azure(ops_ctx *ctx, promo *p)
     if (p->champion && p->champion != p->version)
         snprintf(j.old, sizeof j.old, "v%d", p->champion);
     static const char *const names[] = {"model", "endpoint", "deployment", "traffic-10",
-                                        "traffic-100", "delete-old"};
+                                        "health", "traffic-100", "delete-old"};
     static const char *const what[] = {
         "register the model version in Azure ML", "create or update the online endpoint",
         "create the new deployment", "send 10% of traffic to the new deployment",
+        "check that the new deployment reports Succeeded",
         "send all traffic to the new deployment", "delete the previous deployment"};
-    int live = !strcmp(cfg->executor, "azure");
-    if (live && !arm) {
-        ops_set_error(ctx, "azure_unconfigured", arm_error);
-        return OPS_FAIL;
-    }
-    for (j.step = AZ_MODEL; j.step <= AZ_DELETE_OLD; j.step++) {
+    ops_result r = OPS_DONE;
+    if (azure_exec_live())
+        r = ops_step(ctx, "upload-model", "azureml",
+                     "copy the model files to the workspace datastore", NULL, step_upload_model,
+                     p, NULL);
+    for (j.step = AZ_MODEL; r == OPS_DONE && j.step <= AZ_DELETE_OLD; j.step++) {
         if ((j.step == AZ_TRAFFIC_10 || j.step == AZ_DELETE_OLD) && !j.old[0])
             continue; /* the first deployment takes all traffic at once */
-        if (!live) {
-            arm_result res;
-            arm_result_init(&res);
-            if (arm)
-                azure_call(&j, &res);
-            json_t *rec = arm_result_json(&res);
-            ops_plan(ctx, names[j.step], "azureml", what[j.step], rec);
-            json_decref(rec);
-            arm_result_free(&res);
+        if (j.step == AZ_HEALTH && azure_exec_live()) {
+            int step = j.step;
+            r = ops_step(ctx, names[step], "azureml", what[step], NULL, step_health, &j, NULL);
+            j.step = step;
             continue;
         }
-        ops_result r =
-            ops_step(ctx, names[j.step], "azureml", what[j.step], NULL, step_azure, &j, NULL);
-        if (r != OPS_DONE)
-            return r;
+        r = azure_exec_step(ctx, names[j.step], what[j.step], azure_call, &j, NULL);
     }
-    return OPS_DONE;
+    return r;
 }
 
 static ops_result deploy(ops_ctx *ctx)
@@ -523,21 +584,6 @@ void promotion_ops_register(const config *c, artifact_store *s)
 {
     cfg = c;
     store = s;
-    arm_options o = {.arm_endpoint = c->arm_endpoint,
-                     .aad_authority = c->aad_authority,
-                     .tenant_id = c->azure_tenant_id,
-                     .client_id = c->azure_client_id,
-                     .client_secret = c->azure_client_secret,
-                     .subscription_id = c->azure_subscription_id,
-                     .resource_group = c->azure_resource_group,
-                     .workspace = c->azureml_workspace,
-                     .location = c->azure_location,
-                     .render_only = strcmp(c->executor, "azure") != 0};
-    if (arm_client_new(&o, &arm, arm_error, sizeof arm_error)) {
-        arm = NULL;
-        log_fields(LOG_WARN, "azure ml client not configured",
-                   json_pack("{s:s}", "reason", arm_error));
-    }
     ops_register("promotion.evaluate", evaluate);
     ops_register("promotion.deploy", deploy);
 }

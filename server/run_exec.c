@@ -1,6 +1,7 @@
 /* run.train: prepare (slot + input), train (the child process), store. */
 #define _XOPEN_SOURCE 700
 #include "run_exec.h"
+#include "run_azure.h"
 #include "db.h"
 #include "log.h"
 #include "ops.h"
@@ -48,6 +49,7 @@ typedef struct {
     long long seed;
     char *params; /* JSON text */
     int log_chunks;
+    int in_azure; /* the compute is Azure ML compute: run_azure.c carries the run out */
 } run_info;
 
 static long long now_ms(void)
@@ -64,7 +66,7 @@ static int load_run(PGconn *c, const char *id, run_info *r)
         "SELECT r.project_id, r.algorithm, 'projects/' || v.project_id || '/datasets/' ||"
         " v.dataset || '/versions/' || v.number || '/canonical.csv', r.compute_id::text,"
         " t.max_nodes, r.horizon_days, r.backtest_days, r.rolling_origins, r.seed, r.params::text,"
-        " r.log_chunks FROM runs r JOIN dataset_versions v ON v.id = r.dataset_version_id"
+        " r.log_chunks, t.executor = 'azure' AND t.kind <> 'local' FROM runs r JOIN dataset_versions v ON v.id = r.dataset_version_id"
         " JOIN compute_targets t ON t.id = r.compute_id WHERE r.id = $1::uuid",
         1, (const char *[]){id}, NULL);
     if (!res)
@@ -87,6 +89,7 @@ static int load_run(PGconn *c, const char *id, run_info *r)
     r->seed = strtoll(PQgetvalue(res, 0, 8), NULL, 10);
     r->params = xstrdup(PQgetvalue(res, 0, 9));
     r->log_chunks = parse_long(PQgetvalue(res, 0, 10), 0, 100000000, &v) ? 0 : (int)v;
+    r->in_azure = !strcmp(PQgetvalue(res, 0, 11), "t");
     PQclear(res);
     return RST_OK;
 }
@@ -200,6 +203,35 @@ static int fetch_input(const run_info *r, const char *path)
 char *run_exec_log_key(const char *project, const char *run_id, int n)
 {
     return xasprintf("projects/%s/runs/%s/logs/%06d.log", project, run_id, n);
+}
+
+void run_exec_append_log(PGconn *c, const char *project, const char *run_id, const char *lines)
+{
+    PGresult *res = db_exec(c, "SELECT log_chunks FROM runs WHERE id = $1::uuid", 1,
+                            (const char *[]){run_id}, NULL);
+    long n;
+    if (!res || PQntuples(res) != 1 || parse_long(PQgetvalue(res, 0, 0), 0, 100000000, &n)) {
+        PQclear(res);
+        return;
+    }
+    PQclear(res);
+    /* One writer per run (the operation's holder): the chunk first, then the
+     * count that makes readers look for it. */
+    char *key = run_exec_log_key(project, run_id, (int)n);
+    artifact_writer *w = NULL;
+    char sha[65];
+    uint64_t size;
+    if (artifacts_writer_open(store, key, &w) == RST_OK &&
+        artifacts_writer_write(w, lines, strlen(lines)) == RST_OK &&
+        artifacts_writer_commit(w, sha, &size) == RST_OK) {
+        char next[24];
+        snprintf(next, sizeof next, "%ld", n + 1);
+        PQclear(db_exec(c, "UPDATE runs SET log_chunks = $2::int WHERE id = $1::uuid", 2,
+                        (const char *[]){run_id, next}, NULL));
+    } else {
+        artifacts_writer_abort(w);
+    }
+    free(key);
 }
 
 typedef struct {
@@ -528,15 +560,13 @@ static ops_result step_train(ops_ctx *ctx, json_t *request, json_t **response, v
 static const char *const outputs[] = {"model.json", "features.json", "metrics.json",
                                       "backtest.csv", "run.json", NULL};
 
-static ops_result step_store(ops_ctx *ctx, json_t *request, json_t **response, void *arg)
+ops_result run_exec_store_outputs(ops_ctx *ctx, const char *project, const char *run_id,
+                                  const char *outdir, json_t **response)
 {
-    (void)request;
-    train_job *j = arg;
     json_t *list = json_array();
     for (int i = 0; outputs[i]; i++) {
-        char *path = xasprintf("%s/out/%s", j->workdir, outputs[i]);
-        char *key = xasprintf("projects/%s/runs/%s/artifacts/%s", j->r->project, j->r->id,
-                              outputs[i]);
+        char *path = xasprintf("%s/%s", outdir, outputs[i]);
+        char *key = xasprintf("projects/%s/runs/%s/artifacts/%s", project, run_id, outputs[i]);
         FILE *f = fopen(path, "rb");
         artifact_writer *w = NULL;
         int rc = f ? artifacts_writer_open(store, key, &w) : RST_ENOTFOUND;
@@ -568,8 +598,8 @@ static ops_result step_store(ops_ctx *ctx, json_t *request, json_t **response, v
     }
     /* metrics.json without its per-store and per-product detail goes into the
      * row (the whole file is an artifact); run.json is the lineage. */
-    char *mpath = xasprintf("%s/out/metrics.json", j->workdir);
-    char *lpath = xasprintf("%s/out/run.json", j->workdir);
+    char *mpath = xasprintf("%s/metrics.json", outdir);
+    char *lpath = xasprintf("%s/run.json", outdir);
     json_t *metrics = json_load_file(mpath, 0, NULL), *lineage = json_load_file(lpath, 0, NULL);
     free(mpath);
     free(lpath);
@@ -581,7 +611,7 @@ static ops_result step_store(ops_ctx *ctx, json_t *request, json_t **response, v
     PGresult *r = db_exec(ops_conn(ctx),
                           "UPDATE runs SET metrics = $2::jsonb, lineage = $3::jsonb,"
                           " artifacts = $4::jsonb WHERE id = $1::uuid",
-                          4, (const char *[]){j->r->id, m, l, a}, NULL);
+                          4, (const char *[]){run_id, m, l, a}, NULL);
     free(m);
     free(l);
     free(a);
@@ -597,6 +627,16 @@ static ops_result step_store(ops_ctx *ctx, json_t *request, json_t **response, v
     return OPS_DONE;
 }
 
+static ops_result step_store(ops_ctx *ctx, json_t *request, json_t **response, void *arg)
+{
+    (void)request;
+    train_job *j = arg;
+    char *outdir = xasprintf("%s/out", j->workdir);
+    ops_result r = run_exec_store_outputs(ctx, j->r->project, j->r->id, outdir, response);
+    free(outdir);
+    return r;
+}
+
 static ops_result handle(ops_ctx *ctx)
 {
     PGconn *c = ops_conn(ctx);
@@ -605,6 +645,10 @@ static ops_result handle(ops_ctx *ctx)
     if (!id || load_run(c, id, &r)) {
         ops_set_error(ctx, "no_run", "the run no longer exists");
         return OPS_FAIL;
+    }
+    if (r.in_azure) {
+        free(r.params);
+        return run_azure_handle(ctx, id);
     }
     int slot = take_slot(c, &r);
     if (slot != 1) {
@@ -669,5 +713,6 @@ void run_exec_register(const config *c, artifact_store *s)
 {
     cfg = c;
     store = s;
+    run_azure_init(c);
     ops_register("run.train", handle);
 }

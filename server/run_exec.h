@@ -10,6 +10,7 @@
 
 #include "artifacts.h"
 #include "config.h"
+#include "ops.h"
 
 /* Seconds between SIGTERM and SIGKILL when a run is canceled. */
 #define RUN_EXEC_KILL_GRACE_SECONDS 10
@@ -23,5 +24,14 @@ void run_exec_register(const config *cfg, artifact_store *store);
 
 /* The artifact key of a run's log chunk n (0-based). new: free(). */
 char *run_exec_log_key(const char *project, const char *run_id, int n);
+
+/* Stores a finished trainer's outputs (model.json, features.json, metrics.json, backtest.csv,
+ * run.json) from outdir as the run's artifacts and records metrics, lineage and artifacts on
+ * the run. *response gets {artifacts: [...]}. OPS_DONE or OPS_RETRY. */
+ops_result run_exec_store_outputs(ops_ctx *ctx, const char *project, const char *run_id,
+                                  const char *outdir, json_t **response);
+
+/* Appends lines (each ending in '\n') to the run's log as its next chunk. */
+void run_exec_append_log(PGconn *c, const char *project, const char *run_id, const char *lines);
 
 #endif

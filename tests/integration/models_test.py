@@ -134,7 +134,8 @@ class ModelsTest(RunsBase):
                                  token=self.admin)
         azure = [(a["step"], a["target"]) for a in op["actions"] if a["target"] == "azureml"]
         self.assertEqual([s for s, _ in azure], ["model", "endpoint", "deployment", "traffic-10",
-                                                 "traffic-100", "delete-old"], op["actions"])
+                                                 "health", "traffic-100", "delete-old"],
+                         op["actions"])
         dep = [a for a in op["actions"] if a["step"] == "deployment"][0]
         self.assertIn("onlineEndpoints", str(dep["request"]))
 
