@@ -13,6 +13,7 @@
 #include "demo.h"
 #include "devissuer.h"
 #include "embedded.h"
+#include "forecast_cli.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -57,6 +58,7 @@ static const char *const usage_main =
     "  token     mint a token from the local dev issuer (ROASTERY_AUTH=dev)\n"
     "  generate-sales  write GloboJava-shaped sales CSV (see --help)\n"
     "  train     train and backtest a demand forecast from a sales CSV (see --help)\n"
+    "  forecast  forecast every store x product with a trained model (see --help)\n"
     "  version   print the version and the libraries in use\n";
 
 static const char *const usage_serve =
@@ -405,6 +407,8 @@ int main(int argc, char **argv)
         return salesgen_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "train"))
         return trainer_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "forecast"))
+        return forecast_cli_main(argc - 1, argv + 1);
     const char *usage = !strcmp(cmd, "serve")     ? usage_serve
                         : !strcmp(cmd, "demo")    ? usage_demo
                         : !strcmp(cmd, "worker")  ? usage_worker

@@ -1,0 +1,144 @@
+/* Forecast generation: a saved model (model.json + features.json of `roastery
+ * train`) applied to a sales history for every store x product and the days
+ * after it, with the known future inputs (calendar, holidays, planned
+ * promotions, carried prices, a weather outlook or the season's usual weather).
+ * Rows come out in bounded blocks through a callback, so a caller can write
+ * them to a file, a pipe or a COPY without holding them all. */
+#ifndef ROASTERY_FORECAST_GEN_H
+#define ROASTERY_FORECAST_GEN_H
+
+#include "sales.h"
+#include "train_data.h"
+#include "util.h"
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The CSV header of forecast_gen_format's rows (no line end). */
+#define FORECAST_GEN_CSV_HEADER "store_id,product,date,forecast,lo80,hi80,lo95,hi95"
+
+#define FORECAST_GEN_MAX_PROMOTIONS 1000000 /* rows of a promotions file */
+#define FORECAST_GEN_MAX_OUTLOOK 10000000   /* rows of a weather outlook file */
+#define FORECAST_GEN_BLOCK_ROWS 262144      /* rows per block (feature matrix ~ 48 MiB) */
+
+/* ---- the model ---------------------------------------------------------------------- */
+
+typedef struct forecast_gen_model forecast_gen_model;
+
+/* Loads dir/model.json and dir/features.json (xgboost, seasonal_naive or
+ * moving_average). RST_OK with *out (new: caller frees with
+ * forecast_gen_model_free), RST_EIO when a file cannot be read, RST_EINVAL when
+ * it is not a model this version can use; err gets one line. */
+int forecast_gen_model_load(const char *dir, int threads, forecast_gen_model **out, char *err,
+                            size_t errlen);
+
+/* The model's horizon in days (1..TRAIN_MAX_HORIZON). */
+int forecast_gen_model_horizon(const forecast_gen_model *m);
+
+/* "xgboost", "seasonal_naive" or "moving_average". Static string. */
+const char *forecast_gen_model_algorithm(const forecast_gen_model *m);
+
+/* SHA-256 of model.json, hex. borrowed: valid until the model is freed. */
+const char *forecast_gen_model_sha256(const forecast_gen_model *m);
+
+/* Days of history the model reads before the first forecast day (its longest
+ * lag): a forecast made at origin o needs days [o + 1 - need, o]. */
+int forecast_gen_model_history_days(const forecast_gen_model *m);
+
+/* NULL-safe. */
+void forecast_gen_model_free(forecast_gen_model *m);
+
+/* ---- known future inputs ------------------------------------------------------------ */
+
+typedef struct forecast_gen_inputs forecast_gen_inputs;
+
+/* new: no promotions and no outlook; caller frees with forecast_gen_inputs_free. */
+forecast_gen_inputs *forecast_gen_inputs_new(void);
+
+/* NULL-safe. */
+void forecast_gen_inputs_free(forecast_gen_inputs *in);
+
+/* Adds the promotions of a CSV `store_id,product,start_date,end_date` (a
+ * store_id or product of `*` is every one; dates inclusive). data is borrowed.
+ * RST_OK, RST_EINVAL with "line N: ..." in err, RST_ETOOBIG past
+ * FORECAST_GEN_MAX_PROMOTIONS. */
+int forecast_gen_inputs_promotions(forecast_gen_inputs *in, const char *data, size_t len, char *err,
+                                   size_t errlen);
+
+/* Adds a weather outlook: CSV `city,date,weather` with the trainer's weather
+ * levels (Sunny, Rainy, Snowy, Cloudy, Hot, Cold; any case). A city and date
+ * given twice is an error. Same statuses as above. */
+int forecast_gen_inputs_weather(forecast_gen_inputs *in, const char *data, size_t len, char *err,
+                                size_t errlen);
+
+/* ---- generation --------------------------------------------------------------------- */
+
+typedef struct {
+    int32_t start;     /* first forecast day (days since 1970-01-01); INT32_MIN = the day after
+                          the history's last day */
+    int days;          /* forecast days; 0 = as many as the model reaches from start */
+    int threads;       /* >= 1 */
+    size_t block_rows; /* 0 = FORECAST_GEN_BLOCK_ROWS */
+    volatile sig_atomic_t *stop; /* checked between blocks; may be NULL; borrowed */
+} forecast_gen_options;
+
+/* A block of rows: series [s0, s0 + nseries) of the history (train_data order:
+ * store, then product) x days [day0, day0 + ndays). Row (series s0 + i, day
+ * day0 + j) is at j * nseries + i of forecast, and 4 * that of bounds (lo80,
+ * hi80, lo95, hi95, rounded to 3 decimals as backtest.csv has them). All
+ * borrowed: valid during the callback. */
+typedef struct {
+    const train_data *history;
+    size_t s0, nseries;
+    int32_t day0; /* days since 1970-01-01 */
+    int ndays;
+    const float *forecast; /* >= 0 */
+    const float *bounds;
+    /* each store's and product's name as one CSV field (quoted when needed),
+     * and the block's days as YYYY-MM-DD */
+    char *const *store_csv, *const *product_csv;
+    const char (*dates)[11];
+} forecast_gen_block;
+
+/* Return 0 to go on; anything else stops the generation, which returns it. */
+typedef int (*forecast_gen_sink)(void *arg, const forecast_gen_block *b);
+
+/* What forecast_gen_run resolved and did. */
+typedef struct {
+    int32_t start, origin; /* first forecast day; last history day used */
+    int days;
+    size_t series;
+    uint64_t rows;
+    size_t promoted_series_days;
+    size_t outlook_used, outlook_ignored; /* outlook rows on / off the forecast's stores and days */
+    size_t promotions_ignored;            /* promotion rows naming no store or product here */
+} forecast_gen_stats;
+
+enum {
+    FORECAST_GEN_ESTART = 1,   /* start is too far after the history (err names --start) */
+    FORECAST_GEN_EHORIZON = 2, /* days beyond what the model reaches (err names --horizon) */
+    FORECAST_GEN_ESHORT = 3,   /* not enough history before start for the model's lags */
+};
+
+/* Forecasts every series of history (borrowed) for the options' days, calling
+ * sink with blocks in series order. Returns RST_OK; FORECAST_GEN_E* (> 0) for
+ * a request the model or history cannot serve; RST_EUNAVAIL when stop became
+ * non-zero; RST_ENOMEM; RST_EIO (XGBoost); or the sink's non-zero value.
+ * err gets one line. stats (may be NULL) is filled as far as it got. */
+int forecast_gen_run(forecast_gen_model *m, const train_data *history,
+                     const forecast_gen_inputs *in, const forecast_gen_options *o,
+                     forecast_gen_sink sink, void *arg, forecast_gen_stats *stats, char *err,
+                     size_t errlen);
+
+/* ---- CSV ---------------------------------------------------------------------------- */
+
+/* The longest line forecast_gen_format_row writes. */
+#define FORECAST_GEN_MAX_LINE (2 * (2 * SALES_MAX_TEXT_BYTES + 2) + 11 + 5 * 24 + 8)
+
+/* Writes the CSV line (with its "\n", no NUL) of row (series b->s0 + i, day
+ * b->day0 + j) into dst, which has room for FORECAST_GEN_MAX_LINE bytes, and
+ * returns its length. Numbers have 3 decimals, as backtest.csv. */
+size_t forecast_gen_format_row(char *dst, const forecast_gen_block *b, size_t i, int j);
+
+#endif
