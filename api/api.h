@@ -27,6 +27,18 @@ int api_limit(http_req *req, long *limit);
  * rows: json_col holds each item, cursor_col the cursor value. */
 void api_reply_page(http_req *req, PGresult *r, int cursor_col, int json_col, long limit);
 
+/* forecasts.c */
+void api_store_forecasts(http_req *req);
+void api_store_accuracy(http_req *req);
+void api_actuals_post(http_req *req);
+void api_forecast_runs_list(http_req *req);
+void api_forecast_runs_create(http_req *req);
+void api_planned_promotions_list(http_req *req);
+void api_planned_promotions_create(http_req *req);
+void api_planned_promotions_delete(http_req *req);
+void api_weather_outlook_get(http_req *req);
+void api_weather_outlook_put(http_req *req);
+
 /* health.c */
 void api_healthz(http_req *req);
 void api_readyz(http_req *req);

@@ -13,7 +13,9 @@
 #include "demo.h"
 #include "devissuer.h"
 #include "embedded.h"
+#include "forecast_cache.h"
 #include "forecast_cli.h"
+#include "forecast_ops.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -148,6 +150,7 @@ static int open_artifacts(runtime *rt)
         dataset_ingest_register(rt->artifacts);
         run_exec_register(&rt->cfg, rt->artifacts);
         promotion_ops_register(&rt->cfg, rt->artifacts);
+        forecast_ops_register(&rt->cfg, rt->artifacts);
     }
     free(url);
     return rc;
@@ -181,6 +184,7 @@ static int run_migrations(runtime *rt)
 static void shutdown_runtime(runtime *rt)
 {
     azure_exec_shutdown();
+    forecast_cache_free();
     artifacts_close(rt->artifacts);
     pgembed_stop(rt->pg);
     free(rt->conninfo);

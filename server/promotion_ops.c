@@ -4,6 +4,7 @@
 #include "arm.h"
 #include "azure_exec.h"
 #include "azureml.h"
+#include "forecast_ops.h"
 #include "db.h"
 #include "log.h"
 #include "ops.h"
@@ -314,6 +315,14 @@ static ops_result step_deploy_local(ops_ctx *ctx, json_t *request, json_t **resp
                      " updated_at = now() WHERE id = $1::uuid",
                      2, (const char *[]){p->id, d}, NULL);
     free(d);
+    /* A new production model forecasts at once, in the same transaction as
+     * the alias move. */
+    if (r && !strcmp(p->target, "production") &&
+        forecast_ops_enqueue(c, p->project, p->model, "promotion", p->proposed_by, NULL, NULL) ==
+            RST_EDB) {
+        PQclear(r);
+        r = NULL;
+    }
     if (r) {
         PQclear(r);
         r = db_exec(c, "COMMIT", 0, NULL, NULL);
