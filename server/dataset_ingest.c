@@ -2,6 +2,7 @@
  * (+ quarantine) into deterministic keys, so a retry after a crash rewrites
  * the same files; "record" stores the results in one transaction. */
 #include "dataset_ingest.h"
+#include "actuals_load.h"
 #include "azure_data.h"
 #include "db.h"
 #include "ingest.h"
@@ -347,6 +348,19 @@ static ops_result step_record(ops_ctx *ctx, json_t *request, json_t **response, 
     return out;
 }
 
+static ops_result step_actuals(ops_ctx *ctx, json_t *request, json_t **response, void *arg)
+{
+    (void)request;
+    version_info *v = ((step_arg *)arg)->v;
+    int rc = actuals_load_version(ops_conn(ctx), store, v->project, v->dataset, v->number,
+                                  response);
+    if (rc == RST_OK)
+        return OPS_DONE;
+    ops_set_error(ctx, rc == RST_EDB ? "database" : "artifacts_unavailable",
+                  "cannot take the version's daily sales as actuals");
+    return OPS_RETRY;
+}
+
 static ops_result handle(ops_ctx *ctx)
 {
     const char *id = json_string_value(json_object_get(ops_input(ctx), "version_id"));
@@ -373,6 +387,9 @@ static ops_result handle(ops_ctx *ctx)
     /* Once recorded the version is ours whatever Azure says: a failure to
      * publish it fails the operation, not the version. */
     int recorded = r == OPS_DONE;
+    if (r == OPS_DONE && !json_is_true(json_object_get(result, "rejected")))
+        r = ops_step(ctx, "actuals", "local", "take the daily sales as actuals of the forecasts",
+                     NULL, step_actuals, &a, NULL);
     if (r == OPS_DONE && !json_is_true(json_object_get(result, "rejected")))
         r = azure_data_publish(ctx, v.project, v.dataset, v.number);
     if (r == OPS_DONE)

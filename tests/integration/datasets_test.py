@@ -77,9 +77,10 @@ class DatasetsTest(unittest.TestCase):
         self.assertEqual((v["rows_read"], v["rows_accepted"], v["rows_rejected"]), (rows, rows, 0))
         _, _, op = self.srv.json("GET", hdrs["location"], token=self.ds)
         self.assertEqual(op["state"], "succeeded")
-        self.assertEqual([a["step"] for a in op["actions"]], ["ingest", "record", "azureml-data"])
+        self.assertEqual([a["step"] for a in op["actions"]],
+                         ["ingest", "record", "actuals", "azureml-data"])
         # what the azure executor would do, only recorded with the local one
-        self.assertEqual((op["actions"][2]["target"], op["actions"][2]["state"]),
+        self.assertEqual((op["actions"][3]["target"], op["actions"][3]["state"]),
                          ("azureml", "planned"))
         base = f"/api/v1/projects/demand/datasets/sales/versions/{v['number']}"
         status, _, profile = self.srv.json("GET", base + "/profile", token=self.ds)

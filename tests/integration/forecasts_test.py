@@ -7,6 +7,7 @@ and accuracy compares what was served with what was sold."""
 import csv
 import io
 import os
+import subprocess
 import sys
 import time
 import unittest
@@ -225,6 +226,24 @@ class ForecastsTest(RunsBase):
         st, _, res = self.srv.json("PUT", P + "/weather-outlook", {"items": [
             {"city": "Seattle", "date": "2024-01-02", "weather": "Snowy"}]}, token=self.ds)
         self.assertEqual((st, res["items"]), (200, 1))
+
+    def test_g_a_new_dataset_version_brings_actuals(self):
+        csv_bytes = subprocess.run([http_test.BINARY, "generate-sales", "--stores", "4",
+                                    "--products", "4", "--start", "2024-01-01", "--end",
+                                    "2024-01-10", "--seed", "3"],
+                                   capture_output=True, check=True).stdout
+        st, hdrs, v = self.srv.json("POST", P + "/datasets/sales/versions", csv_bytes,
+                                    {"Content-Type": "text/csv"}, token=self.ds)
+        self.assertEqual(st, 202, v)
+        self.wait_version(v["number"])
+        op = self.srv.json("GET", hdrs["location"], token=self.ds)[2]
+        taken = [a for a in op["actions"] if a["step"] == "actuals"][0]["response"]
+        self.assertGreater(taken["rows_taken"], 0, taken)
+        st, _, fc = self.srv.json("GET", f"/api/v1/stores/{self.other}/forecasts",
+                                  token=self.admin)
+        days = {i["date"]: i["actual"] for i in fc["items"] if i["product"] != "Caffe Latte"}
+        self.assertIsNotNone(days["2024-01-10"])
+        self.assertIsNone(days["2024-01-11"])
 
     def test_f_bad_planned_promotions(self):
         st, _, prob = self.srv.json("POST", P + "/planned-promotions", {

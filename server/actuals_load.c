@@ -1,0 +1,198 @@
+/* daily.csv (date,store_id,product,quantity,total,rows) into actuals, in batches. */
+#include "actuals_load.h"
+#include "db.h"
+#include "forecast_cache.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BATCH 5000
+
+typedef struct {
+    buf_t store, product, day, qty; /* Postgres array literals being built */
+    size_t n;
+} batch;
+
+static void batch_reset(batch *b)
+{
+    buf_free(&b->store);
+    buf_free(&b->product);
+    buf_free(&b->day);
+    buf_free(&b->qty);
+    buf_init(&b->store, 0);
+    buf_init(&b->product, 0);
+    buf_init(&b->day, 0);
+    buf_init(&b->qty, 0);
+    b->n = 0;
+}
+
+static void add_quoted(buf_t *b, const char *s, size_t len)
+{
+    buf_puts(b, b->len ? ",\"" : "{\"");
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\')
+            buf_append(b, "\\", 1);
+        buf_append(b, s + i, 1);
+    }
+    buf_puts(b, "\"");
+}
+
+static int flush(PGconn *c, batch *b, const char *source, long *taken)
+{
+    if (!b->n)
+        return RST_OK;
+    buf_puts(&b->store, "}");
+    buf_puts(&b->product, "}");
+    buf_puts(&b->day, "}");
+    buf_puts(&b->qty, "}");
+    PGresult *r = db_exec(c,
+                          "INSERT INTO actuals AS a (store_id, product, day, quantity, source)"
+                          " SELECT s, p, d::date, q::float8, $5 FROM unnest($1::text[],"
+                          " $2::text[], $3::text[], $4::text[]) AS t(s, p, d, q) ON CONFLICT"
+                          " (store_id, product, day) DO UPDATE SET quantity = EXCLUDED.quantity,"
+                          " source = EXCLUDED.source, updated_at = now() WHERE a.quantity IS"
+                          " DISTINCT FROM EXCLUDED.quantity",
+                          5,
+                          (const char *[]){b->store.data, b->product.data, b->day.data,
+                                           b->qty.data, source},
+                          NULL);
+    if (!r)
+        return RST_EDB;
+    *taken += strtol(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    batch_reset(b);
+    return RST_OK;
+}
+
+/* Splits a simple CSV line (daily.csv quotes only names with commas or quotes). */
+static int fields(const char *line, size_t len, const char *f[6], size_t flen[6], char *scratch)
+{
+    int k = 0;
+    size_t i = 0, w = 0;
+    while (k < 6 && i <= len) {
+        f[k] = scratch + w;
+        size_t start = w;
+        if (i < len && line[i] == '"') {
+            i++;
+            while (i < len && !(line[i] == '"' && (i + 1 >= len || line[i + 1] != '"'))) {
+                if (line[i] == '"')
+                    i++;
+                scratch[w++] = line[i++];
+            }
+            i++; /* closing quote */
+        } else {
+            while (i < len && line[i] != ',')
+                scratch[w++] = line[i++];
+        }
+        flen[k] = w - start;
+        scratch[w++] = '\0';
+        k++;
+        if (i >= len || line[i] != ',')
+            break;
+        i++;
+    }
+    return k;
+}
+
+int actuals_load_version(PGconn *c, artifact_store *store, const char *project,
+                         const char *dataset, const char *number, json_t **summary)
+{
+    *summary = NULL;
+    PGresult *r = db_exec(c,
+                          "SELECT min(start_date)::text FROM forecast_runs WHERE project_id = $1"
+                          " AND state = 'ready'",
+                          1, (const char *[]){project}, NULL);
+    if (!r)
+        return RST_EDB;
+    char from[16] = "";
+    if (!PQgetisnull(r, 0, 0))
+        snprintf(from, sizeof from, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (!from[0]) {
+        *summary = json_pack("{s:s}", "skipped", "the project has no forecasts yet");
+        return RST_OK;
+    }
+    char *key = xasprintf("projects/%s/datasets/%s/versions/%s/daily.csv", project, dataset,
+                          number);
+    char *source = xasprintf("dataset:%s:%s", dataset, number);
+    artifact_reader *rd = NULL;
+    int rc = artifacts_reader_open(store, key, 0, 0, &rd);
+    free(key);
+    if (rc) {
+        free(source);
+        return RST_EIO;
+    }
+    batch b;
+    memset(&b, 0, sizeof b);
+    batch_reset(&b);
+    buf_t pending;
+    buf_init(&pending, 0);
+    char *chunk = xmalloc(1 << 20), *scratch = NULL;
+    size_t got = 0, scratch_cap = 0;
+    long read = 0, taken = 0;
+    int header = 1;
+    while (rc == RST_OK && (rc = artifacts_reader_read(rd, chunk, 1 << 20, &got)) == RST_OK) {
+        if (got)
+            buf_append(&pending, chunk, got);
+        size_t start = 0;
+        for (size_t i = 0; i < pending.len && rc == RST_OK; i++) {
+            if (pending.data[i] != '\n' && !(got == 0 && i + 1 == pending.len))
+                continue;
+            size_t end = pending.data[i] == '\n' ? i : i + 1;
+            const char *line = pending.data + start;
+            size_t len = end - start;
+            start = i + 1;
+            if (len && line[len - 1] == '\r')
+                len--;
+            if (header || !len) {
+                header = 0;
+                continue;
+            }
+            if (len + 8 > scratch_cap) {
+                scratch_cap = len * 2 + 64;
+                scratch = xrealloc(scratch, scratch_cap);
+            }
+            const char *f[6];
+            size_t fl[6];
+            if (fields(line, len, f, fl, scratch) < 4)
+                continue;
+            read++;
+            /* ISO dates compare as strings */
+            if (strcmp(f[0], from) < 0)
+                continue;
+            add_quoted(&b.day, f[0], fl[0]);
+            add_quoted(&b.store, f[1], fl[1]);
+            add_quoted(&b.product, f[2], fl[2]);
+            add_quoted(&b.qty, f[3], fl[3]);
+            if (++b.n >= BATCH)
+                rc = flush(c, &b, source, &taken);
+        }
+        if (start) {
+            memmove(pending.data, pending.data + start, pending.len - start);
+            pending.len -= start;
+        }
+        if (!got)
+            break;
+    }
+    if (rc == RST_OK)
+        rc = flush(c, &b, source, &taken);
+    artifacts_reader_close(rd);
+    batch_reset(&b);
+    buf_free(&b.store);
+    buf_free(&b.product);
+    buf_free(&b.day);
+    buf_free(&b.qty);
+    buf_free(&pending);
+    free(chunk);
+    free(scratch);
+    free(source);
+    if (rc)
+        return rc == RST_EDB ? RST_EDB : RST_EIO;
+    if (taken)
+        forecast_cache_invalidate();
+    *summary = json_pack("{s:I, s:I, s:s}", "rows_read", (json_int_t)read, "rows_taken",
+                         (json_int_t)taken, "from", from);
+    return RST_OK;
+}

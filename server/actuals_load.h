@@ -1,0 +1,18 @@
+/* Actual sales from a dataset version: the version's daily totals (daily.csv)
+ * become actuals for the days the project's forecasts cover, so accuracy
+ * follows every new version without anyone posting them again. */
+#ifndef ROASTERY_ACTUALS_LOAD_H
+#define ROASTERY_ACTUALS_LOAD_H
+
+#include "artifacts.h"
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+/* Upserts the daily totals of projects/<project>/datasets/<dataset>/versions/<number> on or
+ * after the first day of the project's oldest kept forecast run (none: nothing to do).
+ * *summary (new) gets {rows_read, rows_taken, from}. RST_OK, RST_EIO (artifact), RST_EDB. */
+int actuals_load_version(PGconn *c, artifact_store *store, const char *project,
+                         const char *dataset, const char *number, json_t **summary);
+
+#endif
