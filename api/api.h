@@ -30,6 +30,7 @@ void api_reply_page(http_req *req, PGresult *r, int cursor_col, int json_col, lo
 /* forecasts.c */
 void api_store_forecasts(http_req *req);
 void api_store_accuracy(http_req *req);
+void api_project_accuracy(http_req *req);
 void api_actuals_post(http_req *req);
 void api_forecast_runs_list(http_req *req);
 void api_forecast_runs_create(http_req *req);
@@ -132,6 +133,37 @@ void api_promotions_reject(http_req *req);
 void api_me(http_req *req);
 void api_users_list(http_req *req);
 void api_audit_list(http_req *req);
+
+/* datasets.c, for events.c: the SHA-256 of a stored artifact, and 200 with a dataset
+ * (ETag from its version). */
+typedef struct artifact_store artifact_store;
+int api_datasets_hash_artifact(artifact_store *s, const char *key, char out[65]);
+void api_datasets_reply(http_req *req, PGconn *c, const char *project, const char *name);
+
+/* events.c: Azure Event Grid deliveries; a dataset's event_grid_path */
+void api_events_azure(http_req *req);
+void api_events_azure_options(http_req *req);
+void api_datasets_update(http_req *req);
+/* 0 when path may be a dataset's event_grid_path here, else 1 with the reason in why. */
+int api_events_path_problem(http_req *req, const char *path, char *why, size_t cap);
+
+/* webhooks.c: outbound webhooks per project and their delivery log */
+void api_webhooks_create(http_req *req);
+void api_webhooks_list(http_req *req);
+void api_webhooks_show(http_req *req);
+void api_webhooks_update(http_req *req);
+void api_webhooks_delete(http_req *req);
+void api_webhooks_deliveries(http_req *req);
+void api_webhooks_ping(http_req *req);
+
+/* retraining.c: the retraining policy, its retrainings, drift reports */
+void api_retraining_policy_show(http_req *req);
+void api_retraining_policy_put(http_req *req);
+void api_retraining_trigger(http_req *req);
+void api_retrainings_list(http_req *req);
+void api_retrainings_show(http_req *req);
+void api_drift_reports_list(http_req *req);
+void api_drift_reports_show(http_req *req);
 
 /* dev_auth.c: the local issuer, only with ROASTERY_AUTH=dev */
 void api_dev_jwks(http_req *req);

@@ -20,7 +20,8 @@
     "json_build_object('project', d.project_id, 'name', d.name, 'description', d.description,"    \
     " 'schema_kind', d.schema_kind, 'created_by', d.created_by, 'created_at', d.created_at,"       \
     " 'updated_at', d.updated_at, 'version', d.version, 'latest_version', (SELECT max(number)"     \
-    " FROM dataset_versions v WHERE v.project_id = d.project_id AND v.dataset = d.name))"
+    " FROM dataset_versions v WHERE v.project_id = d.project_id AND v.dataset = d.name),"       \
+    " 'event_grid_path', d.event_grid_path)"
 
 #define VERSION_JSON                                                                               \
     "json_build_object('id', v.id, 'project', v.project_id, 'dataset', v.dataset,"                 \
@@ -51,13 +52,18 @@ void api_datasets_create(http_req *req)
         goto out;
     validator v;
     v_init(&v);
-    static const char *const allowed[] = {"name", "description", "schema_kind", NULL};
+    static const char *const allowed[] = {"name", "description", "schema_kind",
+                                          "event_grid_path", NULL};
     v_only(&v, body, allowed);
     const char *name = v_string(&v, body, "name", 1, 63, v_check_slug);
     const char *desc = v_string(&v, body, "description", 0, 2000, NULL);
     const char *kind = v_string(&v, body, "schema_kind", 0, 16, NULL);
     if (kind && strcmp(kind, "sales"))
         v_error(&v, "schema_kind", "must be sales (the only schema so far)");
+    const char *eg_path = v_string(&v, body, "event_grid_path", 0, 1100, NULL);
+    char why[200];
+    if (eg_path && api_events_path_problem(req, eg_path, why, sizeof why)) /* events.c */
+        v_error(&v, "event_grid_path", why);
     if (v_finish(&v, req))
         goto out;
     char subject[160];
@@ -65,12 +71,15 @@ void api_datasets_create(http_req *req)
     access_set_subject(req, subject);
     char state[6];
     PGresult *r = db_exec(c,
-                          "INSERT INTO datasets(project_id, name, description, created_by)"
-                          " VALUES ($1, $2, $3, $4)",
-                          4, (const char *[]){project, name, desc ? desc : "", who->id.oid}, state);
+                          "INSERT INTO datasets(project_id, name, description, created_by,"
+                          " event_grid_path) VALUES ($1, $2, $3, $4, $5)",
+                          5, (const char *[]){project, name, desc ? desc : "", who->id.oid,
+                                              eg_path},
+                          state);
     if (!r && !strcmp(state, "23505")) {
         http_problem(req, 409, "conflict", "Already exists", NULL,
-                     "project %s already has a dataset named %s", project, name);
+                     "project %s already has a dataset named %s%s", project, name,
+                     eg_path ? ", or another dataset has this event_grid_path" : "");
         goto out;
     }
     if (!r) {
@@ -368,6 +377,9 @@ void api_versions_create(http_req *req)
     }
     char on_error[16] = "reject";
     int q = http_query(req, "on_error", on_error, sizeof on_error);
+    /* an absent parameter may leave the buffer emptied: the default stands */
+    if (q < 0)
+        snprintf(on_error, sizeof on_error, "reject");
     if (q == -2 || (q >= 0 && strcmp(on_error, "reject") && strcmp(on_error, "quarantine"))) {
         http_problem_field(req, "on_error", "must be reject or quarantine");
         goto out;
@@ -469,6 +481,21 @@ out:
     json_decref(body);
     json_decref(source);
     api_release(req, c);
+}
+
+int api_datasets_hash_artifact(artifact_store *s, const char *key, char out[65])
+{
+    return hash_artifact(s, key, out);
+}
+
+void api_datasets_reply(http_req *req, PGconn *c, const char *project, const char *name)
+{
+    PGresult *r = db_exec(c, "SELECT " DATASET_JSON "::text, d.version FROM datasets d"
+                             " WHERE d.project_id = $1 AND d.name = $2",
+                          2, (const char *[]){project, name}, NULL);
+    if (r && PQntuples(r) == 1)
+        api_etag(req, PQgetvalue(r, 0, 1));
+    reply_one(req, r, "dataset");
 }
 
 /* ---- downloads -------------------------------------------------------- */

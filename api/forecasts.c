@@ -2,6 +2,7 @@
  * accuracy, actuals, forecast runs, and the known future inputs (planned
  * promotions, weather outlook) that data scientists and admins maintain. */
 #include "access.h"
+#include "accuracy.h"
 #include "api.h"
 #include "app.h"
 #include "db.h"
@@ -281,6 +282,43 @@ void api_store_accuracy(http_req *req)
         http_reply_bytes(req, 200, "application/json", PQgetvalue(r, 0, 0),
                          (size_t)PQgetlength(r, 0, 0));
     PQclear(r);
+    api_release(req, c);
+}
+
+/* ---- GET /projects/{project}/accuracy ------------------------------------------------ */
+
+void api_project_accuracy(http_req *req)
+{
+    const char *project = http_param(req, "project");
+    char weeks_s[8] = "";
+    long weeks = 12;
+    int wn = http_query(req, "weeks", weeks_s, sizeof weeks_s);
+    if (wn == -2 || (wn > 0 && parse_long(weeks_s, 1, 520, &weeks))) {
+        http_problem_field(req, "weeks", "must be an integer from 1 to 520");
+        return;
+    }
+    PGconn *c = api_conn(req);
+    if (!c)
+        return;
+    if (!policy_answer(req, policy_check(c, access_caller(req), ACT_PROJECT_READ, project),
+                       "project")) {
+        char w[8];
+        snprintf(w, sizeof w, "%ld", weeks);
+        PGresult *r = db_exec(
+            c,
+            "SELECT json_build_object('project', $1::text, 'items', coalesce(json_agg("
+            "json_build_object('week', week, 'wape', wape, 'bias', bias, 'coverage80',"
+            " coverage80, 'coverage95', coverage95, 'n', n, 'computed_at', computed_at) ORDER BY"
+            " week), '[]'))::text FROM (SELECT * FROM accuracy_weekly WHERE project_id = $1"
+            " ORDER BY week DESC LIMIT $2::int) a",
+            2, (const char *[]){project, w}, NULL);
+        if (r && PQntuples(r) == 1)
+            http_reply_bytes(req, 200, "application/json", PQgetvalue(r, 0, 0),
+                             (size_t)PQgetlength(r, 0, 0));
+        else
+            http_problem_unavailable(req);
+        PQclear(r);
+    }
     api_release(req, c);
 }
 
@@ -613,8 +651,10 @@ void api_actuals_post(http_req *req)
     }
     long ins = strtol(PQgetvalue(r, 0, 0), NULL, 10), upd = strtol(PQgetvalue(r, 0, 1), NULL, 10);
     PQclear(r);
-    if (ins || upd)
+    if (ins || upd) {
         forecast_cache_invalidate();
+        accuracy_enqueue(c, NULL, who->id.oid);
+    }
     http_reply_json(req, 200,
                     json_pack("{s:I, s:I, s:I, s:I}", "received", (json_int_t)a.n, "inserted",
                               (json_int_t)ins, "updated", (json_int_t)upd, "unchanged",

@@ -38,6 +38,43 @@ void api_readyz(http_req *req)
     }
 }
 
+/* Forecast gauges per project: the latest week of accuracy_weekly (kept
+ * current by accuracy.refresh) and the age of the current forecast run. */
+static void metrics_forecasts(buf_t *out, PGconn *c)
+{
+    PGresult *r = db_exec(c,
+                          "SELECT DISTINCT ON (project_id) project_id, coalesce(wape::text, 'NaN'),"
+                          " coalesce(bias::text, 'NaN'), coverage80, coverage95, n FROM"
+                          " accuracy_weekly ORDER BY project_id, week DESC",
+                          0, NULL, NULL);
+    static const char *const names[] = {
+        "roastery_forecast_wape",       "WAPE of the latest week of served forecasts with actuals.",
+        "roastery_forecast_bias",       "Relative bias of that week (positive: over-forecast).",
+        "roastery_forecast_coverage80", "Share of that week's actuals inside the 80% interval.",
+        "roastery_forecast_coverage95", "Share of that week's actuals inside the 95% interval.",
+        "roastery_forecast_accuracy_n", "Store x product x days behind those figures."};
+    for (int k = 0; r && k < 5; k++) {
+        buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", names[2 * k], names[2 * k + 1],
+                   names[2 * k]);
+        for (int i = 0; i < PQntuples(r); i++)
+            buf_printf(out, "%s{project=\"%s\"} %s\n", names[2 * k], PQgetvalue(r, i, 0),
+                       PQgetvalue(r, i, k + 1));
+    }
+    PQclear(r);
+    r = db_exec(c,
+                "SELECT project_id, extract(epoch FROM now() - ready_at)::bigint FROM"
+                " forecast_runs WHERE current",
+                0, NULL, NULL);
+    if (r) {
+        buf_puts(out, "# HELP roastery_forecast_age_seconds Age of the current forecast run.\n"
+                      "# TYPE roastery_forecast_age_seconds gauge\n");
+        for (int i = 0; i < PQntuples(r); i++)
+            buf_printf(out, "roastery_forecast_age_seconds{project=\"%s\"} %s\n",
+                       PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+    }
+    PQclear(r);
+}
+
 void api_metrics(http_req *req)
 {
     app_ctx *app = http_app(req);
@@ -72,6 +109,7 @@ void api_metrics(http_req *req)
                            PQgetvalue(r, i, 1));
             PQclear(r);
         }
+        metrics_forecasts(&out, c);
         db_release(app->pool, c);
     }
     buf_printf(&out,

@@ -1,5 +1,6 @@
 /* Every route the server answers. openapi.yaml describes exactly these. */
 #include "api.h"
+#include "portal.h"
 
 static const http_route routes[] = {
     {"GET", "/healthz", api_healthz, HTTP_PUBLIC},
@@ -56,6 +57,13 @@ static const http_route routes[] = {
     {"GET", "/api/v1/runs/{id}/logs", api_runs_logs, 0},
     {"GET", "/api/v1/runs/{id}/artifacts", api_runs_artifacts, 0},
     {"GET", "/api/v1/runs/{id}/artifacts/{name}", api_runs_artifact, 0},
+    {"GET", "/api/v1/projects/{project}/retraining-policy", api_retraining_policy_show, 0},
+    {"PUT", "/api/v1/projects/{project}/retraining-policy", api_retraining_policy_put, 0},
+    {"POST", "/api/v1/projects/{project}/retraining-policy/trigger", api_retraining_trigger, 0},
+    {"GET", "/api/v1/projects/{project}/retrainings", api_retrainings_list, 0},
+    {"GET", "/api/v1/projects/{project}/retrainings/{id}", api_retrainings_show, 0},
+    {"GET", "/api/v1/projects/{project}/drift-reports", api_drift_reports_list, 0},
+    {"GET", "/api/v1/projects/{project}/drift-reports/{id}", api_drift_reports_show, 0},
     {"GET", "/api/v1/projects/{project}/models", api_models_list, 0},
     {"POST", "/api/v1/projects/{project}/models", api_models_create, 0},
     {"GET", "/api/v1/projects/{project}/models/{name}", api_models_show, 0},
@@ -79,9 +87,9 @@ static const http_route routes[] = {
     {"POST", "/api/v1/stores", api_stores_create, 0},
     {"GET", "/api/v1/stores/{store}", api_stores_show, 0},
     {"PATCH", "/api/v1/stores/{store}", api_stores_update, 0},
-    {"GET", "/api/v1/stores/{store}/managers", api_store_managers_list, 0},
     {"GET", "/api/v1/stores/{store}/forecasts", api_store_forecasts, 0},
     {"GET", "/api/v1/stores/{store}/accuracy", api_store_accuracy, 0},
+    {"GET", "/api/v1/projects/{project}/accuracy", api_project_accuracy, 0},
     {"POST", "/api/v1/actuals", api_actuals_post, 0},
     {"GET", "/api/v1/projects/{project}/forecast-runs", api_forecast_runs_list, 0},
     {"POST", "/api/v1/projects/{project}/forecast-runs", api_forecast_runs_create, 0},
@@ -91,13 +99,35 @@ static const http_route routes[] = {
      api_planned_promotions_delete, 0},
     {"GET", "/api/v1/projects/{project}/weather-outlook", api_weather_outlook_get, 0},
     {"PUT", "/api/v1/projects/{project}/weather-outlook", api_weather_outlook_put, 0},
+    {"GET", "/api/v1/stores/{store}/managers", api_store_managers_list, 0},
     {"PUT", "/api/v1/stores/{store}/managers/{oid}", api_store_managers_put, 0},
     {"DELETE", "/api/v1/stores/{store}/managers/{oid}", api_store_managers_delete, 0},
     {"GET", "/api/v1/users", api_users_list, 0},
     {"GET", "/api/v1/audit", api_audit_list, 0},
+    {"PATCH", "/api/v1/projects/{project}/datasets/{dataset}", api_datasets_update, 0},
+    {"POST", "/api/v1/events/azure", api_events_azure, HTTP_PUBLIC},
+    {"OPTIONS", "/api/v1/events/azure", api_events_azure_options, HTTP_PUBLIC},
+    {"GET", "/api/v1/projects/{project}/webhooks", api_webhooks_list, 0},
+    {"POST", "/api/v1/projects/{project}/webhooks", api_webhooks_create, 0},
+    {"GET", "/api/v1/projects/{project}/webhooks/{id}", api_webhooks_show, 0},
+    {"PATCH", "/api/v1/projects/{project}/webhooks/{id}", api_webhooks_update, 0},
+    {"DELETE", "/api/v1/projects/{project}/webhooks/{id}", api_webhooks_delete, 0},
+    {"GET", "/api/v1/projects/{project}/webhooks/{id}/deliveries", api_webhooks_deliveries, 0},
+    {"POST", "/api/v1/projects/{project}/webhooks/{id}/ping", api_webhooks_ping, 0},
     {"GET", "/auth/dev/jwks.json", api_dev_jwks, HTTP_PUBLIC},
     {"POST", "/auth/dev/token", api_dev_token, HTTP_PUBLIC},
     {"GET", "/auth/dev/sign-in", api_dev_sign_in, HTTP_PUBLIC},
+    /* The browser portal (server/portal.c): index.html for / and the app's own routes. */
+    {"GET", "/", portal_page, HTTP_PUBLIC},
+    {"GET", "/config.json", portal_config, HTTP_PUBLIC},
+    {"GET", "/assets/{file}", portal_asset, HTTP_PUBLIC},
+    {"GET", "/projects/{project}", portal_page, HTTP_PUBLIC},
+    {"GET", "/projects/{project}/{section}", portal_page, HTTP_PUBLIC},
+    {"GET", "/projects/{project}/{section}/{item}", portal_page, HTTP_PUBLIC},
+    {"GET", "/operations/{id}", portal_page, HTTP_PUBLIC},
+    {"GET", "/admin/{section}", portal_page, HTTP_PUBLIC},
+    {"GET", "/stores", portal_page, HTTP_PUBLIC},
+    {"GET", "/stores/{store}", portal_page, HTTP_PUBLIC},
 };
 
 const http_route *api_routes(size_t *count)

@@ -9,6 +9,7 @@
 #include "policy.h"
 #include "run_exec.h"
 #include "run_limits.h"
+#include "run_request.h"
 #include "util.h"
 #include "validate.h"
 
@@ -37,85 +38,6 @@ static const char *check_algorithm(const char *s)
     return strcmp(s, "xgboost") && strcmp(s, "seasonal_naive") && strcmp(s, "moving_average")
                ? "must be xgboost, seasonal_naive or moving_average"
                : NULL;
-}
-
-static void rollback(PGconn *c)
-{
-    PQclear(PQexec(c, "ROLLBACK"));
-}
-
-/* The dataset version a run trains on: ready, with the days it covers. */
-typedef struct {
-    char id[40], sha[80];
-    long number, days;
-} version_pick;
-
-static int pick_version(http_req *req, PGconn *c, const char *project, const char *dataset,
-                        long long number, version_pick *out)
-{
-    char n[24];
-    snprintf(n, sizeof n, "%lld", number);
-    PGresult *r = db_exec(c,
-                          "SELECT v.id, v.state, v.canonical_sha256, v.number,"
-                          " (v.profile->'date_range'->>'days')::int"
-                          " FROM dataset_versions v WHERE v.project_id = $1 AND v.dataset = $2"
-                          " AND ($3::int = 0 AND v.state = 'ready' OR v.number = $3::int)"
-                          " ORDER BY v.number DESC LIMIT 1",
-                          3, (const char *[]){project, dataset, n}, NULL);
-    if (!r) {
-        http_problem_unavailable(req);
-        return 1;
-    }
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        http_problem_field(req, number ? "dataset_version" : "dataset",
-                           number ? "no such version of the dataset"
-                                  : "has no ready version in this project");
-        return 1;
-    }
-    if (strcmp(PQgetvalue(r, 0, 1), "ready")) {
-        char reason[120];
-        snprintf(reason, sizeof reason, "is %s, not ready: runs train on ready versions only",
-                 PQgetvalue(r, 0, 1));
-        PQclear(r);
-        http_problem_field(req, "dataset_version", reason);
-        return 1;
-    }
-    snprintf(out->id, sizeof out->id, "%s", PQgetvalue(r, 0, 0));
-    snprintf(out->sha, sizeof out->sha, "%s", PQgetvalue(r, 0, 2));
-    out->number = strtol(PQgetvalue(r, 0, 3), NULL, 10);
-    out->days = PQgetisnull(r, 0, 4) ? 0 : strtol(PQgetvalue(r, 0, 4), NULL, 10);
-    PQclear(r);
-    return 0;
-}
-
-/* The compute target a run uses: ready, and carried out on this machine. */
-static int pick_compute(http_req *req, PGconn *c, const char *project, const char *name,
-                        char id[40])
-{
-    PGresult *r = db_exec(c,
-                          "SELECT id, state, kind, executor FROM compute_targets"
-                          " WHERE project_id = $1 AND name = $2 AND state <> 'deleted'",
-                          2, (const char *[]){project, name}, NULL);
-    if (!r) {
-        http_problem_unavailable(req);
-        return 1;
-    }
-    const char *bad = NULL;
-    char reason[160];
-    if (PQntuples(r) == 0)
-        bad = "no such compute in this project (see GET /api/v1/projects/{project}/compute)";
-    else if (strcmp(PQgetvalue(r, 0, 1), "ready")) {
-        snprintf(reason, sizeof reason, "is %s, not ready", PQgetvalue(r, 0, 1));
-        bad = reason;
-    } else if (!strcmp(PQgetvalue(r, 0, 2), "inference"))
-        bad = "is an inference cluster: it serves models, it does not train them";
-    if (!bad)
-        snprintf(id, 40, "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
-    if (bad)
-        http_problem_field(req, "compute", bad);
-    return bad != NULL;
 }
 
 void api_runs_create(http_req *req)
@@ -160,73 +82,33 @@ void api_runs_create(http_req *req)
         experiment = "default";
     if (!algorithm)
         algorithm = "xgboost";
-    version_pick vp;
-    char compute_id[40];
-    if (pick_version(req, c, project, dataset, number, &vp) ||
-        pick_compute(req, c, project, compute, compute_id))
+    run_request rq = {.project = project,
+                      .experiment = experiment,
+                      .dataset = dataset,
+                      .dataset_version = number,
+                      .compute = compute,
+                      .algorithm = algorithm,
+                      .params = params,
+                      .horizon_days = horizon,
+                      .backtest_days = backtest,
+                      .rolling_origins = origins,
+                      .seed = seed,
+                      .created_by = who->id.oid};
+    char id[40], op[37];
+    int rc = run_request_create(c, &rq, id, op, field, sizeof field, reason, sizeof reason);
+    if (rc == RST_EINVAL) {
+        http_problem_field(req, field, reason);
         goto out;
-    long need = train_min_days((int)horizon, (int)backtest, (int)origins);
-    if (vp.days < need) {
-        char why[240];
-        snprintf(why, sizeof why,
-                 "version %ld covers %ld days; horizon %lld and backtest %lld days need at least"
-                 " %ld (the longest lag, a validation window, the backtest): shorten them or use"
-                 " more history",
-                 vp.number, vp.days, horizon, backtest, need);
-        http_problem_field(req, horizon > TRAIN_DEFAULT_HORIZON ? "horizon_days" : "backtest_days",
-                           why);
-        goto out;
     }
-    PGresult *r = db_exec(c, "BEGIN", 0, NULL, NULL);
-    PQclear(r);
-    /* Run numbers count per project: the project row serialises them. */
-    r = db_exec(c, "SELECT 1 FROM projects WHERE id = $1 FOR UPDATE", 1,
-                (const char *[]){project}, NULL);
-    PQclear(r);
-    char *ptext = json_dumps(params ? params : json_object(), JSON_COMPACT | JSON_SORT_KEYS);
-    char vnum[24], hs[16], bs[16], os[16], ss[24];
-    snprintf(vnum, sizeof vnum, "%ld", vp.number);
-    snprintf(hs, sizeof hs, "%lld", horizon);
-    snprintf(bs, sizeof bs, "%lld", backtest);
-    snprintf(os, sizeof os, "%lld", origins);
-    snprintf(ss, sizeof ss, "%lld", seed);
-    r = db_exec(c,
-                "INSERT INTO runs(project_id, number, experiment, dataset, dataset_version,"
-                " dataset_version_id, dataset_sha256, compute_id, algorithm, params, horizon_days,"
-                " backtest_days, rolling_origins, seed, created_by)"
-                " SELECT $1, coalesce(max(number), 0) + 1, $2, $3, $4::int, $5::uuid, $6,"
-                " $7::uuid, $8, $9::jsonb, $10::int, $11::int, $12::int, $13::bigint, $14"
-                " FROM runs WHERE project_id = $1 RETURNING id, number",
-                14,
-                (const char *[]){project, experiment, dataset, vnum, vp.id, vp.sha, compute_id,
-                                 algorithm, ptext, hs, bs, os, ss, who->id.oid},
-                NULL);
-    free(ptext);
-    char id[40] = "", op[37] = "", subject[200];
-    if (r) {
-        snprintf(id, sizeof id, "%s", PQgetvalue(r, 0, 0));
-        PQclear(r);
-        snprintf(subject, sizeof subject, "projects/%s/runs/%s", project, id);
-        access_set_subject(req, subject);
-        json_t *in = json_pack("{s:s}", "run_id", id);
-        int rc = ops_enqueue(c, "run.train", subject, in, who->id.oid, 3, op);
-        json_decref(in);
-        r = rc ? NULL
-               : db_exec(c, "UPDATE runs SET operation_id = $2::uuid WHERE id = $1::uuid", 2,
-                         (const char *[]){id, op}, NULL);
-    }
-    if (r) {
-        PQclear(r);
-        r = db_exec(c, "COMMIT", 0, NULL, NULL);
-    }
-    if (!r) {
-        rollback(c);
+    if (rc) {
         http_problem_unavailable(req);
         goto out;
     }
-    PQclear(r);
-    r = db_exec(c, "SELECT " RUN_JSON "::text FROM runs r WHERE r.id = $1::uuid", 1,
-                (const char *[]){id}, NULL);
+    char subject[200];
+    snprintf(subject, sizeof subject, "projects/%s/runs/%s", project, id);
+    access_set_subject(req, subject);
+    PGresult *r = db_exec(c, "SELECT " RUN_JSON "::text FROM runs r WHERE r.id = $1::uuid", 1,
+                          (const char *[]){id}, NULL);
     if (r && PQntuples(r) == 1) {
         char loc[80];
         snprintf(loc, sizeof loc, "/api/v1/operations/%s", op);

@@ -79,6 +79,12 @@ void access_set_subject(http_req *req, const char *subject)
         snprintf(c->subject, sizeof c->subject, "%s", subject);
 }
 
+int access_verify_token(http_req *req, auth_identity *out, char *reason, size_t reasonlen)
+{
+    return auth_verify(access_of(req)->verifier, http_header(req, "Authorization"), out, reason,
+                       reasonlen);
+}
+
 /* ---- in-memory state per identity ------------------------------------- */
 
 static entry *lookup(access_guard *a, const char *oid)

@@ -36,6 +36,11 @@ caller *access_caller(http_req *req);
 /* Records what a mutating request acted on (copied), e.g. "projects/demand". */
 void access_set_subject(http_req *req, const char *subject);
 
+/* For public routes that accept a token themselves (the Event Grid webhook): verifies the
+ * request's Authorization header with the server's verifier. RST_OK and *out filled, or
+ * RST_EINVAL with a client-safe reason. */
+int access_verify_token(http_req *req, auth_identity *out, char *reason, size_t reasonlen);
+
 /* Writes one audit row on conn (or a pooled connection when conn is NULL).
  * Failures are logged, never raised: the request outcome stands. */
 void access_audit(access_guard *a, PGconn *conn, const caller *who, const char *action,

@@ -1,5 +1,6 @@
 /* daily.csv (date,store_id,product,quantity,total,rows) into actuals, in batches. */
 #include "actuals_load.h"
+#include "accuracy.h"
 #include "db.h"
 #include "forecast_cache.h"
 #include "util.h"
@@ -190,8 +191,10 @@ int actuals_load_version(PGconn *c, artifact_store *store, const char *project,
     free(source);
     if (rc)
         return rc == RST_EDB ? RST_EDB : RST_EIO;
-    if (taken)
+    if (taken) {
         forecast_cache_invalidate();
+        accuracy_enqueue(c, project, "roastery");
+    }
     *summary = json_pack("{s:I, s:I, s:s}", "rows_read", (json_int_t)read, "rows_taken",
                          (json_int_t)taken, "from", from);
     return RST_OK;

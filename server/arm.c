@@ -1,7 +1,9 @@
-/* Azure Resource Manager transport: the client-credentials token, one request with its
- * retries, the polling of long-running operations, and the record of every exchange.
- * Exchanges run on pooled libcurl easy handles (their connections are reused). */
+/* Azure Resource Manager transport: the client-credentials token (by secret or by workload
+ * identity's federated token, server/aad_token.c), one request with its retries, the polling of
+ * long-running operations, and the record of every exchange. Exchanges run on pooled libcurl
+ * easy handles (their connections are reused). */
 #include "arm.h"
+#include "aad_token.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -24,7 +26,6 @@
 #define ERROR_TEXT_MAX 300
 #define CONNECT_TIMEOUT_MAX_MS 10000L
 #define BACKOFF_CAP_MS 30000L
-#define TOKEN_EARLY_MS (5 * 60 * 1000L) /* refresh five minutes before expires_in */
 #define WAIT_SLICE_MS 50L
 
 #ifndef ROASTERY_VERSION
@@ -32,18 +33,16 @@
 #endif
 
 struct arm_client {
-    char *endpoint;  /* scheme://host[:port], no trailing '/' */
-    char *authority; /* idem */
-    char *tenant, *client_id, *client_secret;
+    char *endpoint;       /* scheme://host[:port], no trailing '/' */
+    char *authority;      /* idem */
+    aad_credential *cred; /* NULL in render mode */
     char *location, *api_version;
     char *ws_path; /* /subscriptions/.../workspaces/{ws} */
-    char *scope, *token_url;
+    char *scope;
     long timeout_ms, retry_base_ms, max_retry_after_ms, poll_interval_ms;
     int max_retries, max_wait_s, render_only;
 
-    pthread_mutex_t token_lock; /* guards token and token_expiry; held while fetching */
-    char *token;
-    int64_t token_expiry; /* monotonic ms after which the token is not used */
+    aad_token_cache *tokens;
 
     pthread_mutex_t pool_lock; /* guards idle */
     CURL *idle[POOL_MAX];
@@ -203,7 +202,7 @@ int arm_client_new(const arm_options *o, arm_client **out, char *err, size_t err
 {
     *out = NULL;
     arm_client *c = xcalloc(1, sizeof *c);
-    pthread_mutex_init(&c->token_lock, NULL);
+    c->tokens = aad_token_cache_new();
     pthread_mutex_init(&c->pool_lock, NULL);
     int rc = RST_EINVAL;
     const char *endpoint =
@@ -224,14 +223,18 @@ int arm_client_new(const arm_options *o, arm_client **out, char *err, size_t err
     }
     c->render_only = o->render_only != 0;
     if (!c->render_only) {
-        if (!segment_ok(o->tenant_id, 128) || !o->client_id || !*o->client_id ||
-            !o->client_secret || !*o->client_secret) {
-            set_err(err, errlen, "tenant id, client id and client secret are required");
+        /* A client secret when there is one, else workload identity's federated token. */
+        aad_credential_options ao = {.authority = c->authority,
+                                     .tenant_id = o->tenant_id,
+                                     .client_id = o->client_id,
+                                     .client_secret = o->client_secret,
+                                     .federated_token_file = o->federated_token_file};
+        if (!segment_ok(o->tenant_id, 128) || aad_credential_new(&ao, &c->cred, err, errlen)) {
+            set_err(err, errlen,
+                    "tenant id, client id and a client secret or a federated token file are "
+                    "required");
             goto out;
         }
-        c->tenant = xstrdup(o->tenant_id);
-        c->client_id = xstrdup(o->client_id);
-        c->client_secret = xstrdup(o->client_secret);
     }
     if (o->location && *o->location) {
         if (!segment_ok(o->location, 64)) {
@@ -252,8 +255,6 @@ int arm_client_new(const arm_options *o, arm_client **out, char *err, size_t err
     /* Client credentials ask for "<resource>/.default"; ARM's resource is its endpoint
      * (https://management.azure.com/.default in public Azure). */
     c->scope = xasprintf("%s/.default", c->endpoint);
-    if (c->tenant)
-        c->token_url = xasprintf("%s/%s/oauth2/v2.0/token", c->authority, c->tenant);
     c->timeout_ms = (o->timeout_seconds > 0 ? o->timeout_seconds : 60) * 1000L;
     c->max_retries = o->max_retries < 0 ? 0 : o->max_retries > 0 ? o->max_retries : 4;
     c->retry_base_ms = o->retry_base_ms > 0 ? o->retry_base_ms : 500;
@@ -275,18 +276,14 @@ void arm_client_free(arm_client *c)
         return;
     for (size_t i = 0; i < c->nidle; i++)
         curl_easy_cleanup(c->idle[i]);
-    wipe_free(c->client_secret);
-    wipe_free(c->token);
+    aad_credential_free(c->cred);
+    aad_token_cache_free(c->tokens);
     free(c->endpoint);
     free(c->authority);
-    free(c->tenant);
-    free(c->client_id);
     free(c->location);
     free(c->api_version);
     free(c->ws_path);
     free(c->scope);
-    free(c->token_url);
-    pthread_mutex_destroy(&c->token_lock);
     pthread_mutex_destroy(&c->pool_lock);
     free(c);
 }
@@ -630,77 +627,61 @@ static json_t *answer_error(const xresp *x, json_t *body)
 
 static int exchange_with_retries(arm_client *c, const xreq *q, xresp *x, arm_result *out);
 
-/* Fetches a token; called with token_lock held. */
-static int token_fetch(arm_client *c, arm_result *out)
+typedef struct {
+    arm_client *c;
+    arm_result *out;
+} fetch_arg;
+
+/* Fetches a token for the ARM scope through the traced, retried exchange; called by the token
+ * cache with its lock held. */
+static int token_fetch(void *arg, char **token, long *expires_in)
 {
-    char *id = curl_easy_escape(NULL, c->client_id, 0);
-    char *secret = curl_easy_escape(NULL, c->client_secret, 0);
-    char *scope = curl_easy_escape(NULL, c->scope, 0);
+    fetch_arg *fa = arg;
+    arm_client *c = fa->c;
+    arm_result *out = fa->out;
     char *form = NULL;
+    char msg[256] = "";
     json_t *body = NULL;
     xresp x;
     xresp_init(&x);
-    int rc = RST_ENOMEM;
-    if (!id || !secret || !scope)
+    int rc = aad_credential_form(c->cred, c->scope, &form, msg, sizeof msg);
+    if (rc) {
+        /* The kubelet may not have projected the token yet: worth retrying. */
+        set_error(out, client_error("FederatedTokenUnavailable", msg));
+        log_fields(LOG_WARN, "azure token request not sent", json_pack("{s:s}", "reason", msg));
+        rc = rc == RST_ENOMEM ? RST_ENOMEM : RST_EUNAVAIL;
         goto out;
-    form = xasprintf("grant_type=client_credentials&client_id=%s&client_secret=%s&scope=%s", id,
-                     secret, scope);
+    }
     xreq q = {.kind = "token",
               .method = "POST",
-              .url = c->token_url,
+              .url = aad_credential_token_url(c->cred),
               .content_type = "application/x-www-form-urlencoded",
               .body = form,
               .body_len = strlen(form)};
     rc = exchange_with_retries(c, &q, &x, out);
     if (rc)
         goto out;
-    body = parse_body(&x);
     if (x.status != 200) {
+        body = parse_body(&x);
         set_error(out, answer_error(&x, body));
         out->status = x.status;
         rc = retryable_status(x.status) ? RST_EUNAVAIL : RST_EINVAL;
         log_fields(LOG_WARN, "azure token request refused",
-                   json_pack("{s:s, s:I, s:O}", "authority", c->authority, "status",
-                             (json_int_t)x.status, "error", out->error));
+                   json_pack("{s:s, s:s, s:I, s:O}", "authority", c->authority, "credential",
+                             aad_credential_kind(c->cred), "status", (json_int_t)x.status, "error",
+                             out->error));
         goto out;
     }
-    json_t *tok = json_object_get(body, "access_token");
-    json_t *exp = json_object_get(body, "expires_in");
-    long expires_in = 0;
-    if (json_is_integer(exp))
-        expires_in = (long)json_integer_value(exp);
-    else if (json_is_string(exp)) /* the v1 endpoint sends a string */
-        parse_long(json_string_value(exp), 0, 86400 * 30L, &expires_in);
-    if (!json_is_string(tok) || !*json_string_value(tok) || expires_in <= 0) {
+    rc = aad_token_parse(x.body.data, x.body.len, token, expires_in);
+    if (rc)
         set_error(out, client_error("InvalidTokenResponse",
                                     "the token endpoint answered without access_token/expires_in"));
-        rc = RST_EIO;
-        goto out;
-    }
-    wipe_free(c->token);
-    c->token = xstrdup(json_string_value(tok));
-    int64_t life = expires_in * 1000L;
-    c->token_expiry =
-        now_ms_monotonic() + (life > 2 * TOKEN_EARLY_MS ? life - TOKEN_EARLY_MS : life / 2);
-    rc = RST_OK;
 out:
-    if (body) { /* the answer carries the token: wipe our copies */
-        json_t *t = json_object_get(body, "access_token");
-        if (json_is_string(t)) /* read-only by contract, but freed right below */
-            OPENSSL_cleanse((char *)json_string_value(t), json_string_length(t));
-    }
-    if (x.body.data)
+    if (x.body.data) /* the answer carries the token */
         OPENSSL_cleanse(x.body.data, x.body.len);
     json_decref(body);
     buf_free(&x.body);
-    if (form)
-        OPENSSL_cleanse(form, strlen(form));
-    free(form);
-    if (secret)
-        OPENSSL_cleanse(secret, strlen(secret));
-    curl_free(id);
-    curl_free(secret);
-    curl_free(scope);
+    aad_secret_free(form);
     return rc;
 }
 
@@ -708,19 +689,8 @@ out:
  * ARM refused; the cache drops it first if it still holds it. new: *tok, free with wipe_free. */
 static int token_get(arm_client *c, arm_result *out, const char *stale, char **tok)
 {
-    int rc = RST_OK;
-    *tok = NULL;
-    pthread_mutex_lock(&c->token_lock);
-    if (c->token && stale && !strcmp(stale, c->token)) {
-        wipe_free(c->token);
-        c->token = NULL;
-    }
-    if (!c->token || now_ms_monotonic() >= c->token_expiry)
-        rc = token_fetch(c, out);
-    if (!rc)
-        *tok = xstrdup(c->token);
-    pthread_mutex_unlock(&c->token_lock);
-    return rc;
+    fetch_arg fa = {.c = c, .out = out};
+    return aad_token_cache_get(c->tokens, stale, token_fetch, &fa, tok);
 }
 
 /* ---------------------------------------------------------------- one request */

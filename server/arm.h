@@ -1,5 +1,6 @@
 /* Azure Resource Manager over libcurl for one Azure Machine Learning workspace:
- * an OAuth2 client-credentials token cached per client, retries with backoff on
+ * an OAuth2 client-credentials token (client secret or workload identity's federated token)
+ * cached per client, retries with backoff on
  * throttling, 5xx and transport errors, long-running operations polled to their
  * end, and a record of every exchange (never a token or a secret) that the
  * caller stores as the action's request and response. */
@@ -37,7 +38,9 @@ enum {
 typedef struct {
     const char *arm_endpoint;  /* NULL = ARM_DEFAULT_ENDPOINT; http:// only for loopback */
     const char *aad_authority; /* NULL = ARM_DEFAULT_AUTHORITY; http:// only for loopback */
-    const char *tenant_id, *client_id, *client_secret; /* not needed with render_only */
+    const char *tenant_id, *client_id; /* not needed with render_only */
+    const char *client_secret;         /* used when set, else: */
+    const char *federated_token_file;  /* workload identity's token, re-read at each fetch */
     const char *subscription_id, *resource_group, *workspace;
     const char *location;    /* the workspace's region; online endpoints and deployments need it */
     const char *api_version; /* NULL = ARM_API_VERSION */

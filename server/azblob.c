@@ -1,7 +1,10 @@
-/* Azure Blob Storage over its REST API with Shared Key authorization: every
- * request is signed with HMAC-SHA256 over the canonical string-to-sign of
- * x-ms-version 2021-08-06, retried on throttling, 5xx and connection errors. */
+/* Azure Blob Storage over its REST API, authorized with Shared Key (every request signed with
+ * HMAC-SHA256 over the canonical string-to-sign of x-ms-version 2021-08-06) or, for an account
+ * given without a key, with an Entra ID bearer token for https://storage.azure.com (the process
+ * credential of server/aad_token.c: workload identity or a client secret; bearer tokens need
+ * x-ms-version 2017-11-09 or later). Retried on throttling, 5xx and connection errors. */
 #include "azblob.h"
+#include "aad_token.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -40,8 +43,10 @@
 
 struct azblob {
     char *account;
-    unsigned char *key;
+    unsigned char *key; /* NULL: bearer tokens from cred */
     size_t keylen;
+    aad_credential *cred;
+    aad_token_cache *tokens;
     char *endpoint;            /* scheme://host[:port][/path], no trailing '/' */
     const char *endpoint_path; /* points into endpoint: "" or "/path" */
     char *container;
@@ -93,6 +98,8 @@ typedef struct {
     CURLcode curl_rc;
     char curl_err[CURL_ERROR_SIZE];
     int attempts;
+    int auth_rc;        /* the token could not be had: its status ... */
+    char auth_err[256]; /* ... and reason */
 } az_resp;
 
 /* ---------------------------------------------------------------- helpers */
@@ -334,6 +341,29 @@ static int parse_endpoint(azblob *c, const char *url, char *err, size_t errlen)
     return RST_OK;
 }
 
+/* "acct" of https://acct.blob.core.windows.net[/...], or the first path segment of a path-style
+ * endpoint (Azurite's http://127.0.0.1:10000/devstoreaccount1). new: free(), NULL if none. */
+static char *account_of_endpoint(const char *url)
+{
+    const char *host = strstr(url, "://");
+    if (!host)
+        return NULL;
+    host += 3;
+    const char *slash = strchr(host, '/');
+    if (slash && slash[1]) {
+        size_t n = strcspn(slash + 1, "/?#");
+        return n ? xstrndup(slash + 1, n) : NULL;
+    }
+    size_t n = strcspn(host, ".:/");
+    return n ? xstrndup(host, n) : NULL;
+}
+
+static int loopback_endpoint(const char *url)
+{
+    return !strncmp(url, "http://127.0.0.1", 16) || !strncmp(url, "http://localhost", 16) ||
+           !strncmp(url, "http://[::1]", 12);
+}
+
 static int container_name_ok(const char *s)
 {
     size_t n = strlen(s);
@@ -412,12 +442,16 @@ int azblob_open(const char *container, const char *conn, azblob **out, char *err
         if (!endpoint)
             endpoint = xstrdup(DEV_ENDPOINT);
     }
+    if (!key && endpoint && (!account || !*account)) {
+        free(account);
+        account = account_of_endpoint(endpoint); /* logs and messages only */
+    }
     if (!account || !*account || strpbrk(account, "/?# ")) {
         set_err(err, errlen, "connection string: AccountName missing or invalid");
         goto out;
     }
-    if (!key || b64_decode(key, &c->key, &c->keylen) || c->keylen == 0) {
-        set_err(err, errlen, "connection string: AccountKey missing or not base64");
+    if (key && (b64_decode(key, &c->key, &c->keylen) || c->keylen == 0)) {
+        set_err(err, errlen, "connection string: AccountKey is not base64");
         goto out;
     }
     c->account = xstrdup(account);
@@ -436,6 +470,25 @@ int azblob_open(const char *container, const char *conn, azblob **out, char *err
     }
     if (rc)
         goto out;
+    if (!c->key) { /* no key: Entra ID bearer tokens, never over plain HTTP to another host */
+        rc = RST_EINVAL;
+        if (strncmp(c->endpoint, "https://", 8) && !loopback_endpoint(c->endpoint)) {
+            set_err(err, errlen,
+                    "a storage account without AccountKey is reached with Entra ID tokens: "
+                    "BlobEndpoint must be https://");
+            goto out;
+        }
+        c->cred = aad_default_copy();
+        if (!c->cred) {
+            set_err(err, errlen,
+                    "connection string has no AccountKey, and there is no Azure credential for "
+                    "Entra ID tokens: set ROASTERY_AZURE_TENANT_ID, ROASTERY_AZURE_CLIENT_ID and "
+                    "ROASTERY_AZURE_FEDERATED_TOKEN_FILE (workload identity) or "
+                    "ROASTERY_AZURE_CLIENT_SECRET");
+            goto out;
+        }
+        c->tokens = aad_token_cache_new();
+    }
     *out = c;
     c = NULL;
     rc = RST_OK;
@@ -463,6 +516,8 @@ void azblob_close(azblob *c)
     if (c->key)
         OPENSSL_cleanse(c->key, c->keylen);
     free(c->key);
+    aad_credential_free(c->cred);
+    aad_token_cache_free(c->tokens);
     free(c->account);
     free(c->endpoint);
     free(c->container);
@@ -650,7 +705,8 @@ static int retryable_status(long status)
 }
 
 /* One attempt. Returns the curl code; the response lands in r. */
-static CURLcode attempt(azblob *c, CURL *h, const az_req *q, az_resp *r, long *retry_after_ms)
+static CURLcode attempt(azblob *c, CURL *h, const az_req *q, az_resp *r, const char *token,
+                        long *retry_after_ms)
 {
     char date[80];
     http_date(date, sizeof date);
@@ -697,7 +753,8 @@ static CURLcode attempt(azblob *c, CURL *h, const az_req *q, az_resp *r, long *r
         free(line);
     }
     hl = curl_slist_append(hl, "Expect:");
-    char *auth = sign(c, q, date, query, q->nquery);
+    char *auth =
+        token ? xasprintf("Authorization: Bearer %s", token) : sign(c, q, date, query, q->nquery);
     hl = curl_slist_append(hl, auth);
     OPENSSL_cleanse(auth, strlen(auth));
     free(auth);
@@ -782,6 +839,19 @@ static int status_rc(const az_resp *r)
     }
 }
 
+typedef struct {
+    azblob *c;
+    az_resp *r;
+} blob_fetch_arg;
+
+/* A storage token from the identity platform; called by the token cache under its lock. */
+static int blob_token_fetch(void *arg, char **token, long *expires_in)
+{
+    blob_fetch_arg *fa = arg;
+    return aad_credential_request(fa->c->cred, AAD_STORAGE_SCOPE, REQUEST_TIMEOUT_MS / 4, token,
+                                  expires_in, fa->r->auth_err, sizeof fa->r->auth_err);
+}
+
 /* Runs q with retries. Returns RST_OK for a 2xx, else the mapped status, logging the failure
  * with Azure's request id and error code. */
 static int request(azblob *c, const az_req *q, az_resp *r)
@@ -791,6 +861,8 @@ static int request(azblob *c, const az_req *q, az_resp *r)
     CURL *h = handle_get(c);
     if (!h)
         return RST_ENOMEM;
+    char *token = NULL;
+    int reauth = 0;
     for (int n = 1;; n++) {
         long retry_after = 0;
         r->status = 0;
@@ -800,7 +872,26 @@ static int request(azblob *c, const az_req *q, az_resp *r)
         if (q->out)
             q->out->len = 0;
         r->attempts = n;
-        r->curl_rc = attempt(c, h, q, r, &retry_after);
+        if (c->cred && !token) {
+            blob_fetch_arg fa = {.c = c, .r = r};
+            r->auth_rc = aad_token_cache_get(c->tokens, NULL, blob_token_fetch, &fa, &token);
+            if (r->auth_rc)
+                break; /* aad_credential_request retried already */
+        }
+        r->curl_rc = attempt(c, h, q, r, token, &retry_after);
+        if (token && r->curl_rc == CURLE_OK && r->status == 401 && !reauth) {
+            /* Expired or revoked early: one fresh token, at once. */
+            reauth = 1;
+            char *fresh = NULL;
+            blob_fetch_arg fa = {.c = c, .r = r};
+            r->auth_rc = aad_token_cache_get(c->tokens, token, blob_token_fetch, &fa, &fresh);
+            aad_secret_free(token);
+            token = fresh;
+            if (r->auth_rc)
+                break;
+            n--;
+            continue;
+        }
         int again =
             r->curl_rc != CURLE_OK ? retryable_curl(r->curl_rc) : retryable_status(r->status);
         if (!again || n >= MAX_ATTEMPTS)
@@ -823,6 +914,14 @@ static int request(azblob *c, const az_req *q, az_resp *r)
         sleep_ms(wait);
     }
     handle_put(c, h);
+    aad_secret_free(token);
+    if (r->auth_rc) {
+        metrics_count("roastery_artifact_errors_total", "Azure Blob requests that failed.");
+        log_fields(LOG_WARN, "azure blob request not sent",
+                   json_pack("{s:s, s:s, s:s?, s:s}", "op", q->op, "container", c->container,
+                             "blob", q->blob, "reason", r->auth_err));
+        return r->auth_rc;
+    }
     error_code_from_body(r);
     int rc = status_rc(r);
     if (rc && rc != q->quiet_rc) {
@@ -874,9 +973,17 @@ int azblob_create_container(azblob *c, char *err, size_t errlen)
                              r.request_id, "error_code", r.error_code));
     if (rc) {
         char msg[256];
-        if (r.curl_rc)
+        if (r.auth_rc)
+            snprintf(msg, sizeof msg, "cannot get an Entra ID token for storage: %.180s",
+                     r.auth_err);
+        else if (r.curl_rc)
             snprintf(msg, sizeof msg, "cannot reach the blob endpoint: %s",
                      curl_easy_strerror(r.curl_rc));
+        else if ((r.status == 403 || r.status == 401) && c->cred)
+            snprintf(msg, sizeof msg,
+                     "authorization failed (HTTP %ld %s): check that the identity has the "
+                     "Storage Blob Data Contributor role on the account",
+                     r.status, r.error_code);
         else if (r.status == 403 || r.status == 401)
             snprintf(msg, sizeof msg, "authorization failed (HTTP %ld %s): check the account key",
                      r.status, r.error_code);

@@ -1,5 +1,6 @@
 /* A small Azure Blob Storage client for one container: the REST calls the
- * artifact store needs, signed with Shared Key, retried with backoff. It knows
+ * artifact store needs, signed with Shared Key or with Entra ID bearer tokens, retried with
+ * backoff. It knows
  * nothing about keys or streaming; server/artifacts.c builds those on top. */
 #ifndef ROASTERY_AZBLOB_H
 #define ROASTERY_AZBLOB_H
@@ -22,7 +23,10 @@ typedef struct azblob azblob;
 
 /* Parses the connection string (DefaultEndpointsProtocol, AccountName, AccountKey and BlobEndpoint
  * or EndpointSuffix; "UseDevelopmentStorage=true" means Azurite's well-known defaults) and checks
- * the container name. Does no I/O. Returns RST_OK, or RST_EINVAL with a reason in err (never the
+ * the container name. With AccountKey requests are signed with Shared Key; without one (e.g.
+ * "BlobEndpoint=https://acct.blob.core.windows.net" alone) they carry Entra ID bearer tokens of
+ * the process credential (aad_default_copy, taken now), and the endpoint must be https (http
+ * only on loopback). Does no I/O. Returns RST_OK, or RST_EINVAL with a reason in err (never the
  * key). container and conn are borrowed. new: caller frees *out with azblob_close. */
 int azblob_open(const char *container, const char *conn, azblob **out, char *err, size_t errlen);
 /* Frees c and wipes the key; NULL-safe. */

@@ -28,6 +28,7 @@ void azure_exec_init(const config *c, artifact_store *s)
                      .tenant_id = c->azure_tenant_id,
                      .client_id = c->azure_client_id,
                      .client_secret = c->azure_client_secret,
+                     .federated_token_file = c->azure_federated_token_file,
                      .subscription_id = c->azure_subscription_id,
                      .resource_group = c->azure_resource_group,
                      .workspace = c->azureml_workspace,

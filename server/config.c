@@ -13,7 +13,8 @@ typedef enum { V_STRING, V_INT, V_BOOL, V_LEVEL, V_LISTEN, V_CHOICE, V_SIZE } va
 typedef struct {
     const char *name;
     var_kind kind;
-    const char *def; /* NULL: unset by default */
+    const char *def; /* NULL: unset by default; "$NAME": the value of NAME (e.g. what AKS
+                        workload identity injects), unset when NAME is */
     long min, max;
     size_t offset;
     const char *help;
@@ -125,12 +126,17 @@ static const var_spec vars[] = {
      "Azure Resource Manager endpoint of the azure executor"},
     {"ROASTERY_AAD_AUTHORITY", V_STRING, "https://login.microsoftonline.com", 0, 0,
      OFF(aad_authority), "where the azure executor gets its client-credentials token"},
-    {"ROASTERY_AZURE_TENANT_ID", V_STRING, NULL, 0, 0, OFF(azure_tenant_id),
-     "tenant of the azure executor's service principal"},
-    {"ROASTERY_AZURE_CLIENT_ID", V_STRING, NULL, 0, 0, OFF(azure_client_id),
-     "client id of the azure executor's service principal"},
+    {"ROASTERY_AZURE_TENANT_ID", V_STRING, "$AZURE_TENANT_ID", 0, 0, OFF(azure_tenant_id),
+     "tenant of the identity Roastery calls Azure (ARM, Blob) as"},
+    {"ROASTERY_AZURE_CLIENT_ID", V_STRING, "$AZURE_CLIENT_ID", 0, 0, OFF(azure_client_id),
+     "client id of that identity (AKS workload identity: the pod's managed identity)"},
     {"ROASTERY_AZURE_CLIENT_SECRET", V_STRING, NULL, 0, 0, OFF(azure_client_secret),
-     "client secret of the azure executor's service principal (never logged)"},
+     "client secret of that identity (never logged); unset = the federated token file"},
+    {"ROASTERY_AZURE_FEDERATED_TOKEN_FILE", V_STRING, "$AZURE_FEDERATED_TOKEN_FILE", 0, 0,
+     OFF(azure_federated_token_file),
+     "token file of AKS workload identity, re-read at each token request (used without a secret)"},
+    {"ROASTERY_WORKER_LISTEN", V_LISTEN, NULL, 0, 0, OFF(worker_listen),
+     "host:port where roastery worker serves /healthz, /readyz and /metrics (unset = none)"},
     {"ROASTERY_ONLINE_INSTANCE_TYPE", V_STRING, "Standard_DS3_v2", 0, 0, OFF(online_instance_type),
      "VM size of Azure ML online deployments"},
     {"ROASTERY_TRAIN_MEMORY_MB", V_INT, "16384", 0, 1048576, OFF(train_memory_mb),
@@ -146,6 +152,22 @@ static const var_spec vars[] = {
      OFF(trainer_image), "container image Azure ML command jobs run the trainer from"},
     {"ROASTERY_AZUREML_POLL_SECONDS", V_INT, "15", 1, 3600, OFF(azureml_poll_seconds),
      "first wait between polls of an Azure ML job's status (doubles up to 8 times that)"},
+    {"ROASTERY_PORTAL_DIR", V_STRING, NULL, 0, 0, OFF(portal_dir),
+     "directory of the built browser portal (unset = the build tree's portal)"},
+    {"ROASTERY_AAD_SPA_CLIENT_ID", V_STRING, NULL, 0, 0, OFF(aad_spa_client_id),
+     "client id the portal signs in with (unset = the audience that is not an api:// URI)"},
+    {"ROASTERY_AAD_SPA_SCOPES", V_STRING, NULL, 0, 0, OFF(aad_spa_scopes),
+     "scopes the portal asks for, comma-separated (unset = <api:// audience>/<required scope>)"},
+    {"ROASTERY_EVENTGRID_SECRET", V_STRING, NULL, 0, 0, OFF(eventgrid_secret),
+     "shared secret Event Grid deliveries carry (?code= or aeg-sas-key header; never logged)"},
+    {"ROASTERY_EVENTGRID_AAD_OIDS", V_STRING, NULL, 0, 0, OFF(eventgrid_aad_oids),
+     "object ids (comma-separated) whose Azure AD tokens may deliver Event Grid events"},
+    {"ROASTERY_WEBHOOK_TIMEOUT_SECONDS", V_INT, "10", 1, 60, OFF(webhook_timeout_seconds),
+     "longest one outbound webhook delivery may take"},
+    {"ROASTERY_WEBHOOK_RETRY_BASE_MS", V_INT, "30000", 10, 3600000, OFF(webhook_retry_base_ms),
+     "wait before a failed webhook delivery is retried (doubles per attempt, at most 1 hour)"},
+    {"ROASTERY_WEBHOOK_MAX_ATTEMPTS", V_INT, "8", 1, 30, OFF(webhook_max_attempts),
+     "attempts of one webhook delivery before it ends failed"},
 };
 
 /* Whether val is one of the '|'-separated words of choices. */
@@ -181,6 +203,10 @@ int config_load(config *cfg, char *err, size_t errlen)
         const var_spec *s = &vars[i];
         const char *v = getenv(s->name);
         const char *val = (v && *v) ? v : s->def;
+        if (val && val == s->def && val[0] == '$') { /* "$NAME": another variable's value */
+            const char *other = getenv(val + 1);
+            val = other && *other ? other : NULL;
+        }
         char *field = (char *)cfg + s->offset;
         long n;
         int b;
@@ -189,6 +215,10 @@ int config_load(config *cfg, char *err, size_t errlen)
             *(char **)field = val ? xstrdup(val) : NULL;
             break;
         case V_LISTEN:
+            if (!val) { /* optional listeners */
+                *(char **)field = NULL;
+                break;
+            }
             if (!valid_listen(val)) {
                 snprintf(err, errlen, "%s=%s: expected host:port with a port from 1 to 65535",
                          s->name, val);

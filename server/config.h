@@ -60,11 +60,25 @@ typedef struct {
     char *arm_endpoint;
     char *aad_authority;
     char *azure_tenant_id, *azure_client_id, *azure_client_secret;
+    char *azure_federated_token_file; /* workload identity; used when there is no secret */
+    char *worker_listen;              /* roastery worker's probe listener; NULL = none */
     char *online_instance_type;
     char *azureml_datastore;
     char *azureml_datastore_connection; /* secret */
     char *trainer_image;
     int azureml_poll_seconds;
+
+    /* the browser portal (server/portal.c); no secrets: config.json shows these */
+    char *portal_dir;        /* built files; NULL = the build tree's portal */
+    char *aad_spa_client_id; /* the portal's public client; NULL = the audience's client id */
+    char *aad_spa_scopes;    /* scopes it asks for; NULL = <api:// audience>/<required scope> */
+
+    /* events in (Azure Event Grid) and out (webhooks) */
+    char *eventgrid_secret;     /* secret; NULL = shared-secret deliveries refused */
+    char *eventgrid_aad_oids;   /* principals (oid) whose AAD tokens may deliver events */
+    int webhook_timeout_seconds;
+    int webhook_retry_base_ms;  /* first wait before a delivery is retried; doubles */
+    int webhook_max_attempts;
 } config;
 
 /* Reads the environment into cfg. On a bad value writes one line to err

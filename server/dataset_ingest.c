@@ -7,6 +7,7 @@
 #include "db.h"
 #include "ingest.h"
 #include "profile.h"
+#include "retrain.h"
 #include "log.h"
 #include "ops.h"
 #include "util.h"
@@ -390,6 +391,12 @@ static ops_result handle(ops_ctx *ctx)
     if (r == OPS_DONE && !json_is_true(json_object_get(result, "rejected")))
         r = ops_step(ctx, "actuals", "local", "take the daily sales as actuals of the forecasts",
                      NULL, step_actuals, &a, NULL);
+    /* A new ready version is compared with the production model's training data. */
+    if (recorded && !json_is_true(json_object_get(result, "rejected")) &&
+        retrain_drift_enqueue(ops_conn(ctx), id) != RST_OK) {
+        ops_set_error(ctx, "database", "cannot queue the drift check");
+        r = OPS_RETRY;
+    }
     if (r == OPS_DONE && !json_is_true(json_object_get(result, "rejected")))
         r = azure_data_publish(ctx, v.project, v.dataset, v.number);
     if (r == OPS_DONE)

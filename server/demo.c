@@ -23,7 +23,7 @@ struct demo_seeder {
 typedef struct {
     const char *base;
     volatile sig_atomic_t *stop;
-    char *admin, *scientist, *manager; /* tokens */
+    char *admin, *scientist, *manager, *approver; /* tokens */
 } seed_ctx;
 
 static size_t collect(char *data, size_t size, size_t n, void *arg)
@@ -249,20 +249,134 @@ static int seed_training(seed_ctx *s)
     return rc;
 }
 
+/* Polls path until field is one of the comma-separated states (or time
+ * runs out). new: *out, the last answer. */
+static int wait_state(seed_ctx *s, const char *path, const char *token, const char *field,
+                      const char *states, int seconds, json_t **out)
+{
+    *out = NULL;
+    int rc = RST_EUNAVAIL;
+    for (int i = 0; i < seconds && !(s->stop && *s->stop); i++) {
+        json_decref(*out);
+        *out = NULL;
+        if ((rc = call_json(s, "GET", path, token, NULL, 200, 200, out)))
+            return rc;
+        const char *st = json_string_value(json_object_get(*out, field));
+        char want[200];
+        snprintf(want, sizeof want, ",%s,", states);
+        char have[64];
+        snprintf(have, sizeof have, ",%s,", st ? st : "");
+        if (st && strstr(want, have))
+            return RST_OK;
+        rc = RST_EUNAVAIL;
+        sleep(1);
+    }
+    return rc;
+}
+
+/* The first completed run becomes version 1 of model "demand" and goes to
+ * production through the gates and a second admin's approval, as anyone's
+ * would; production then forecasts every store for the next 14 days. */
+static int seed_production(seed_ctx *s)
+{
+    const char *models = "/api/v1/projects/" DEMO_PROJECT "/models";
+    json_t *m = NULL, *runs = NULL, *v = NULL, *p = NULL;
+    int rc = call_json(s, "POST", models, s->scientist,
+                       json_pack("{s:s, s:s}", "name", "demand", "description",
+                                 "daily demand per store and product"),
+                       201, 409, NULL);
+    if (rc == RST_OK)
+        rc = call_json(s, "GET", "/api/v1/projects/" DEMO_PROJECT "/models/demand", s->scientist,
+                       NULL, 200, 200, &m);
+    if (rc || json_object_get(json_object_get(m, "aliases"), "production"))
+        goto out; /* already in production (a restarted demo) */
+    const char *run_id = NULL;
+    for (int i = 0; i < 900 && !(s->stop && *s->stop) && rc == RST_OK && !run_id; i++) {
+        json_decref(runs);
+        runs = NULL;
+        rc = call_json(s, "GET", "/api/v1/projects/" DEMO_PROJECT "/runs?state=completed&limit=1",
+                       s->scientist, NULL, 200, 200, &runs);
+        run_id = json_string_value(
+            json_object_get(json_array_get(json_object_get(runs, "items"), 0), "id"));
+        if (!run_id)
+            sleep(1);
+    }
+    if (rc || !run_id) {
+        rc = rc ? rc : RST_EUNAVAIL;
+        goto out;
+    }
+    rc = call_json(s, "POST", "/api/v1/projects/" DEMO_PROJECT "/models/demand/versions",
+                   s->scientist, json_pack("{s:s}", "run_id", run_id), 201, 409, NULL);
+    if (rc == RST_OK)
+        rc = call_json(s, "GET", "/api/v1/projects/" DEMO_PROJECT "/models/demand/versions",
+                       s->scientist, NULL, 200, 200, &v);
+    long long version = 0;
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(v, "items"), i, it)
+    {
+        const char *r = json_string_value(json_object_get(it, "run_id"));
+        if (r && !strcmp(r, run_id))
+            version = json_integer_value(json_object_get(it, "version"));
+    }
+    if (rc == RST_OK && !version)
+        rc = RST_ENOTFOUND;
+    char path[200];
+    if (rc == RST_OK) {
+        snprintf(path, sizeof path,
+                 "/api/v1/projects/" DEMO_PROJECT "/models/demand/versions/%lld/promotions",
+                 version);
+        rc = call_json(s, "POST", path, s->admin, json_pack("{s:s}", "target", "production"),
+                       202, 202, &p);
+    }
+    const char *id = json_string_value(json_object_get(p, "id"));
+    if (rc == RST_OK && id) {
+        snprintf(path, sizeof path, "/api/v1/promotions/%s", id);
+        json_t *cur = NULL;
+        rc = wait_state(s, path, s->admin, "state",
+                        "pending_approval,gates_failed,completed,failed,rejected", 600, &cur);
+        const char *st = json_string_value(json_object_get(cur, "state"));
+        if (rc == RST_OK && st && !strcmp(st, "pending_approval")) {
+            snprintf(path, sizeof path, "/api/v1/promotions/%s/approve", id);
+            rc = call_json(s, "POST", path, s->approver,
+                           json_pack("{s:s}", "reason", "demo: backtest beats seasonal-naive"),
+                           202, 202, NULL);
+        } else if (rc == RST_OK) {
+            log_fields(LOG_WARN, "demo promotion did not reach approval",
+                       json_pack("{s:s?, s:O?}", "state", st, "gates",
+                                 json_object_get(cur, "gates")));
+            rc = RST_EINVAL;
+        }
+        json_decref(cur);
+    }
+    if (rc == RST_OK)
+        log_fields(LOG_INFO, "demo model in production",
+                   json_pack("{s:s, s:I}", "model", "demand", "version", (json_int_t)version));
+out:
+    json_decref(m);
+    json_decref(runs);
+    json_decref(v);
+    json_decref(p);
+    return rc;
+}
+
 int demo_seed(const char *base_url, devissuer *dev, volatile sig_atomic_t *stop)
 {
     seed_ctx s = {.base = base_url,
                   .stop = stop,
                   .admin = devissuer_mint(dev, DEMO_ADMIN, AUTH_ROLE_PLATFORM_ADMIN, 3600),
                   .scientist = devissuer_mint(dev, DEMO_SCIENTIST, AUTH_ROLE_DATA_SCIENTIST, 3600),
-                  .manager = devissuer_mint(dev, DEMO_MANAGER, AUTH_ROLE_STORE_MANAGER, 3600)};
-    int rc = s.admin && s.scientist && s.manager ? RST_OK : RST_EINVAL;
+                  .manager = devissuer_mint(dev, DEMO_MANAGER, AUTH_ROLE_STORE_MANAGER, 3600),
+                  .approver = devissuer_mint(dev, DEMO_APPROVER, AUTH_ROLE_PLATFORM_ADMIN, 3600)};
+    int rc = s.admin && s.scientist && s.manager && s.approver ? RST_OK : RST_EINVAL;
     if (rc == RST_OK)
         rc = seed_people_and_stores(&s);
     if (rc == RST_OK)
         rc = seed_sales(&s);
     if (rc == RST_OK)
         rc = seed_training(&s);
+    if (rc == RST_OK)
+        rc = seed_production(&s);
     log_fields(rc ? LOG_WARN : LOG_INFO, rc ? "demo seeding stopped" : "demo seeded",
                json_pack("{s:s, s:i, s:i, s:s, s:s}", "project", DEMO_PROJECT, "stores",
                          DEMO_STORES, "products", DEMO_PRODUCTS, "scientist", DEMO_SCIENTIST,
@@ -270,6 +384,7 @@ int demo_seed(const char *base_url, devissuer *dev, volatile sig_atomic_t *stop)
     free(s.admin);
     free(s.scientist);
     free(s.manager);
+    free(s.approver);
     return rc;
 }
 

@@ -20,6 +20,7 @@
 #define DEMO_ADMIN "demo-admin"
 #define DEMO_SCIENTIST "dana-scientist"
 #define DEMO_MANAGER "sam-manager"
+#define DEMO_APPROVER "ada-approver" /* the second admin that four eyes need */
 
 typedef struct demo_seeder demo_seeder;
 

@@ -6,6 +6,7 @@
 #include "metrics.h"
 #include "ops.h"
 #include "util.h"
+#include "webhooks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -243,10 +244,8 @@ static int prepare_inputs(PGconn *c, fc_job *j, char *err, size_t errlen)
 static pid_t spawn_generator(const fc_job *j, int out_fd, int err_fd)
 {
     char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
+    if (self_exe(exe, sizeof exe))
         return -1;
-    exe[n] = '\0';
     char *model = xasprintf("%s", j->workdir);
     char *input = xasprintf("%s/history.csv", j->workdir);
     char *promo = xasprintf("%s/promotions.csv", j->workdir);
@@ -544,6 +543,13 @@ static ops_result step_switch(ops_ctx *ctx, json_t *request, json_t **response, 
         PQclear(r);
     }
     free(stats);
+    if (!rc) {
+        json_t *data = json_pack("{s:s, s:s, s:i, s:s?, s:s}", "forecast_run_id", j->run, "model",
+                                 j->model, "model_version", j->version, "start_date", start,
+                                 "rows", rows);
+        rc = webhooks_emit(c, j->project, "forecast.ready", data);
+        json_decref(data);
+    }
     if (rc || exec_ok(c, "COMMIT")) {
         PQclear(PQexec(c, "ROLLBACK"));
         ops_set_error(ctx, "database", "cannot make the forecast run current");

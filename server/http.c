@@ -304,10 +304,15 @@ static void flush_reply(http_req *req)
     else
         buf_printf(&out, "Content-Length: %zu\r\n",
                    req->producer ? (size_t)req->stream_length : req->captured.len);
+    /* no-store unless the handler chose its own caching (the portal's files). */
+    int own_cache = 0;
+    for (int i = 0; i < req->nheaders; i++)
+        own_cache |= !strcasecmp(req->hdr_name[i], "Cache-Control");
     buf_printf(&out,
-               "X-Request-Id: %s\r\nCache-Control: no-store\r\n"
+               "X-Request-Id: %s\r\n%s"
                "X-Content-Type-Options: nosniff\r\nConnection: %s\r\n",
-               req->request_id, keep_alive(req) ? "keep-alive" : "close");
+               req->request_id, own_cache ? "" : "Cache-Control: no-store\r\n",
+               keep_alive(req) ? "keep-alive" : "close");
     for (int i = 0; i < req->nheaders; i++)
         buf_printf(&out, "%s: %s\r\n", req->hdr_name[i], req->hdr_value[i]);
     buf_puts(&out, "\r\n");

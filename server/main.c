@@ -1,6 +1,8 @@
 /* roastery: the one binary. serve (API + in-process workers), worker,
  * migrate, version. Configuration comes from the environment only. */
+#include "aad_token.h"
 #include "access.h"
+#include "accuracy.h"
 #include "api.h"
 #include "app.h"
 #include "auth.h"
@@ -23,10 +25,12 @@
 #include "model_cache.h"
 #include "pgembed.h"
 #include "promotion_ops.h"
+#include "retrain.h"
 #include "run_exec.h"
 #include "salesgen.h"
 #include "trainer.h"
 #include "util.h"
+#include "webhooks.h"
 #include "worker.h"
 
 #include <civetweb.h>
@@ -55,7 +59,7 @@ static const char *const usage_main =
     "commands:\n"
     "  serve     run the HTTP API and in-process operation workers\n"
     "  demo      serve, and seed GloboJava's people, stores and sales through the API\n"
-    "  worker    run operation workers only (no HTTP)\n"
+    "  worker    run operation workers only (no API; probes on ROASTERY_WORKER_LISTEN)\n"
     "  migrate   apply pending database migrations and exit\n"
     "  token     mint a token from the local dev issuer (ROASTERY_AUTH=dev)\n"
     "  generate-sales  write GloboJava-shaped sales CSV (see --help)\n"
@@ -76,7 +80,9 @@ static const char *const usage_demo =
     "(" DEMO_MANAGER ") of two stores. Restarting finds what was seeded.\n\n";
 static const char *const usage_worker =
     "usage: roastery worker\n\n"
-    "Runs max(ROASTERY_WORKERS, 1) operation workers without HTTP, until SIGTERM.\n\n";
+    "Runs max(ROASTERY_WORKERS, 1) operation workers, without the API, until SIGTERM.\n"
+    "With ROASTERY_WORKER_LISTEN=host:port it also serves GET /healthz, /readyz\n"
+    "(workers alive, database reachable and migrated) and /metrics there.\n\n";
 static const char *const usage_token =
     "usage: roastery token --user NAME --roles ROLE[,ROLE...] [--ttl SECONDS]\n\n"
     "Mints an access token from the dev issuer kept in ROASTERY_DATA_DIR/dev-issuer.\n"
@@ -151,6 +157,8 @@ static int open_artifacts(runtime *rt)
         run_exec_register(&rt->cfg, rt->artifacts);
         promotion_ops_register(&rt->cfg, rt->artifacts);
         forecast_ops_register(&rt->cfg, rt->artifacts);
+        accuracy_register();
+        retrain_register(rt->artifacts);
     }
     free(url);
     return rc;
@@ -184,6 +192,7 @@ static int run_migrations(runtime *rt)
 static void shutdown_runtime(runtime *rt)
 {
     azure_exec_shutdown();
+    aad_default_set(NULL);
     forecast_cache_free();
     artifacts_close(rt->artifacts);
     pgembed_stop(rt->pg);
@@ -333,10 +342,20 @@ static int cmd_worker(runtime *rt, sigset_t *set)
         return 1;
     if (rt->cfg.migrate_on_start && run_migrations(rt))
         return 1;
+    worker_http *wh = NULL;
+    if (rt->cfg.worker_listen &&
+        !(wh = worker_http_start(rt->cfg.worker_listen, rt->conninfo, &rt->cfg))) {
+        fprintf(stderr, "roastery: cannot listen on ROASTERY_WORKER_LISTEN=%s\n",
+                rt->cfg.worker_listen);
+        return 1;
+    }
     worker_pool *wp = worker_pool_start(rt->conninfo, rt->cfg.workers > 0 ? rt->cfg.workers : 1,
                                         &rt->cfg);
+    worker_http_attach(wh, wp);
     wait_for_signal(set);
+    worker_http_attach(wh, NULL); /* /readyz answers 503 while the workers finish their step */
     worker_pool_stop(wp);
+    worker_http_stop(wh);
     return 0;
 }
 
@@ -452,8 +471,10 @@ int main(int argc, char **argv)
     memset(&rt, 0, sizeof rt);
     load_config(&rt);
     compute_ops_register(&rt.cfg);
+    webhooks_register(&rt.cfg);
     json_object_seed(0);
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    aad_default_configure(&rt.cfg); /* the Blob client's Entra ID credential */
     sigset_t set;
     block_signals(&set);
 

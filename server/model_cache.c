@@ -252,22 +252,10 @@ int model_cache_predict(model_cache *mc, const char *id, json_t *artifacts, json
             rc = RST_EINVAL;
             break;
         }
-        const char *key;
-        json_t *v;
-        json_object_foreach(row, key, v)
-        {
-            int known = 0;
-            for (int k = 0; k < e->nfeat && !known; k++)
-                known = !strcmp(e->names[k], key);
-            if (!known) {
-                snprintf(field, fieldlen, "rows[%zu].%s", r, key);
-                snprintf(reason, reasonlen, "is not a feature of this model (see features.json)");
-                rc = RST_EINVAL;
-                break;
-            }
-        }
+        size_t found = 0;
         for (int k = 0; k < e->nfeat && rc == RST_OK; k++) {
             json_t *v2 = json_object_get(row, e->names[k]);
+            found += v2 != NULL;
             float *cell = &x[r * (size_t)e->nfeat + (size_t)k];
             if (!v2 || json_is_null(v2))
                 *cell = NAN;
@@ -278,6 +266,24 @@ int model_cache_predict(model_cache *mc, const char *id, json_t *artifacts, json
                 rc = RST_EINVAL;
             } else if (!e->categorical[k])
                 *cell = (float)json_number_value(v2);
+        }
+        /* a key that is no feature: found only when the counts differ */
+        if (rc == RST_OK && found != json_object_size(row)) {
+            const char *key;
+            json_t *v;
+            json_object_foreach(row, key, v)
+            {
+                int known = 0;
+                for (int k = 0; k < e->nfeat && !known; k++)
+                    known = !strcmp(e->names[k], key);
+                if (!known) {
+                    snprintf(field, fieldlen, "rows[%zu].%s", r, key);
+                    snprintf(reason, reasonlen,
+                             "is not a feature of this model (see features.json)");
+                    rc = RST_EINVAL;
+                    break;
+                }
+            }
         }
     }
     DMatrixHandle dm = NULL;

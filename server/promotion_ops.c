@@ -8,6 +8,7 @@
 #include "db.h"
 #include "log.h"
 #include "ops.h"
+#include "webhooks.h"
 #include "terraform.h"
 #include "util.h"
 
@@ -136,10 +137,8 @@ static int score(const char *workdir, const char *dir, const char *input, int ho
                  int backtest, double *wape, char *err, size_t errlen)
 {
     char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
+    if (self_exe(exe, sizeof exe))
         return RST_EIO;
-    exe[n] = '\0';
     char h[16], b[16];
     snprintf(h, sizeof h, "%d", horizon);
     snprintf(b, sizeof b, "%d", backtest);
@@ -323,6 +322,11 @@ static ops_result step_deploy_local(ops_ctx *ctx, json_t *request, json_t **resp
         PQclear(r);
         r = NULL;
     }
+    /* model.promoted to the project's webhooks, committed with the alias move. */
+    if (r && webhooks_emit_promotion(c, "model.promoted", p->id)) {
+        PQclear(r);
+        r = NULL;
+    }
     if (r) {
         PQclear(r);
         r = db_exec(c, "COMMIT", 0, NULL, NULL);
@@ -366,6 +370,8 @@ static ops_result evaluate(ops_ctx *ctx)
                     "UPDATE promotions SET gates = $2::jsonb, state = $3, updated_at = now()"
                     " WHERE id = $1::uuid",
                     3, (const char *[]){id, text, state}, NULL));
+    if (!strcmp(state, "pending_approval")) /* to the project's webhooks */
+        webhooks_emit_promotion(c, "promotion.pending_approval", id);
     free(text);
     /* Staging needs no approval: it moves now. */
     if (!strcmp(state, "approved"))

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "run_exec.h"
 #include "util.h"
+#include "webhooks.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -406,6 +407,8 @@ static void finish(PGconn *c, azure_run *r, ops_result res, ops_ctx *ctx)
         log_line(c, r, "run failed (Azure ML job %s, status %s)", r->job,
                  r->last_status[0] ? r->last_status : "never seen");
     }
+    if (res == OPS_DONE || res == OPS_CANCELED || res == OPS_FAIL)
+        webhooks_emit_run_finished(c, r->id); /* run.finished to the project's webhooks */
 }
 
 ops_result run_azure_handle(ops_ctx *ctx, const char *run_id)

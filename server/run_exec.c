@@ -5,6 +5,7 @@
 #include "db.h"
 #include "log.h"
 #include "ops.h"
+#include "webhooks.h"
 #include "util.h"
 
 #include <errno.h>
@@ -380,10 +381,8 @@ typedef struct {
 static int spawn_trainer(train_job *j, int out_fd[2], int err_fd[2], pid_t *pid)
 {
     char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
+    if (self_exe(exe, sizeof exe))
         return RST_EIO;
-    exe[n] = '\0';
     char *input = xasprintf("%s/input.csv", j->workdir);
     char *output = xasprintf("%s/out", j->workdir);
     char horizon[16], backtest[16], origins[16], seed[32];
@@ -698,6 +697,8 @@ static ops_result handle(ops_ctx *ctx)
         /* back in the queue: the slot is given back until it runs again */
         set_run(c, id, "state = 'queued'");
     }
+    if (res == OPS_DONE || res == OPS_CANCELED || res == OPS_FAIL)
+        webhooks_emit_run_finished(c, id); /* run.finished to the project's webhooks */
     if (res != OPS_INTERRUPTED && res != OPS_RETRY)
         nftw(j.workdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     for (int i = 0; i < j.sink.nlast; i++)

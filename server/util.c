@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -208,4 +209,17 @@ void util_civil_from_days(int32_t z, int *y, int *m, int *d)
     *d = doy - (153 * mp + 2) / 5 + 1;
     *m = mp < 10 ? mp + 3 : mp - 9;
     *y = yoe + era * 400 + (*m <= 2);
+}
+
+int self_exe(char *out, size_t cap)
+{
+    ssize_t n = readlink("/proc/self/exe", out, cap - 1);
+    if (n <= 0)
+        return RST_EIO;
+    out[n] = '\0';
+    static const char deleted[] = " (deleted)";
+    size_t len = (size_t)n, dl = sizeof deleted - 1;
+    if (len > dl && !strcmp(out + len - dl, deleted))
+        out[len - dl] = '\0';
+    return access(out, X_OK) ? RST_EIO : RST_OK;
 }

@@ -49,6 +49,12 @@ void buf_free(buf_t *b);
 int parse_long(const char *s, long min, long max, long *out);
 int parse_bool(const char *s, int *out);
 
+/* The path of this program, for child processes (roastery train, forecast).
+ * A binary replaced on disk while running (an upgrade, a rebuild) shows as
+ * "<path> (deleted)": the path then names the new one, which is what a child
+ * should run. RST_OK or RST_EIO. */
+int self_exe(char *out, size_t cap);
+
 /* Clocks in milliseconds. */
 int64_t now_ms_monotonic(void);
 int64_t now_ms_wall(void);

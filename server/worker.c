@@ -1,7 +1,10 @@
 /* Worker pool. A notification only says "look now"; workers always re-query,
  * so a lost NOTIFY costs at most one poll interval. */
 #include "worker.h"
+#include "api.h"
+#include "app.h"
 #include "db.h"
+#include "http.h"
 #include "log.h"
 #include "ops.h"
 #include "util.h"
@@ -19,6 +22,8 @@ typedef struct {
     int index;
     char owner[160];
     pthread_t thread;
+    _Atomic int running; /* 1 from start until the thread returns */
+    _Atomic int busy;    /* inside ops_run_one */
 } worker;
 
 struct worker_pool {
@@ -29,7 +34,8 @@ struct worker_pool {
     pthread_t heartbeat;
     char owner_prefix[128];
     _Atomic int stopping;
-    int wake[2]; /* self-pipe: readable once stop is asked */
+    _Atomic int64_t heartbeat_ms; /* monotonic time of the heartbeat thread's last round */
+    int wake[2];                  /* self-pipe: readable once stop is asked */
 };
 
 static void nap(worker_pool *wp, PGconn *conn, int ms)
@@ -89,12 +95,15 @@ static void *worker_main(void *arg)
             }
             backoff_ms = 200;
         }
+        w->busy = 1;
         int ran = ops_run_one(conn, &s);
+        w->busy = 0;
         if (ran == 1)
             continue; /* more may be due: look again at once */
         nap(wp, conn, wp->cfg.poll_interval_ms);
     }
     db_close(conn);
+    w->running = 0;
     return NULL;
 }
 
@@ -112,6 +121,7 @@ static void *heartbeat_main(void *arg)
             ops_heartbeat(conn, wp->owner_prefix, wp->cfg.lease_seconds);
             ops_run_periodic(conn);
         }
+        wp->heartbeat_ms = now_ms_monotonic();
         nap(wp, NULL, period_ms);
     }
     db_close(conn);
@@ -134,16 +144,17 @@ worker_pool *worker_pool_start(const char *conninfo, int n, const config *cfg)
     char rnd[33];
     random_hex_id(rnd);
     /* host:pid:random makes owners unique across replicas and restarts. */
-    snprintf(wp->owner_prefix, sizeof wp->owner_prefix, "%.60s:%d:%.8s:", host, (int)getpid(),
-             rnd);
+    snprintf(wp->owner_prefix, sizeof wp->owner_prefix, "%.60s:%d:%.8s:", host, (int)getpid(), rnd);
     wp->workers = xcalloc((size_t)n, sizeof *wp->workers);
     for (int i = 0; i < n; i++) {
         worker *w = &wp->workers[i];
         w->wp = wp;
         w->index = i;
         snprintf(w->owner, sizeof w->owner, "%sw%d", wp->owner_prefix, i);
+        w->running = 1;
         pthread_create(&w->thread, NULL, worker_main, w);
     }
+    wp->heartbeat_ms = now_ms_monotonic();
     pthread_create(&wp->heartbeat, NULL, heartbeat_main, wp);
     log_fields(LOG_INFO, "workers started",
                json_pack("{s:i, s:s}", "workers", n, "owner", wp->owner_prefix));
@@ -166,4 +177,95 @@ void worker_pool_stop(worker_pool *wp)
     free(wp->conninfo);
     free(wp);
     log_msg(LOG_INFO, "workers stopped");
+}
+
+int worker_pool_alive(worker_pool *wp, int *threads, int *busy)
+{
+    int n = 0, b = 0, alive = wp && !wp->stopping;
+    for (int i = 0; wp && i < wp->n; i++) {
+        n++;
+        b += wp->workers[i].busy;
+        alive = alive && wp->workers[i].running;
+    }
+    if (wp && now_ms_monotonic() - wp->heartbeat_ms > wp->cfg.lease_seconds * 1000L + 10000)
+        alive = 0;
+    if (threads)
+        *threads = n;
+    if (busy)
+        *busy = b;
+    return alive;
+}
+
+/* ---------------------------------------------------------------- probe listener */
+
+struct worker_http {
+    app_ctx app;          /* first: api/health.c's handlers read http_app() as an app_ctx */
+    pthread_mutex_t lock; /* guards wp */
+    worker_pool *wp;
+    db_pool *pool;
+    http_server *srv;
+};
+
+/* Readiness of a worker: its threads first, then api/health.c's database and migrations. */
+static void worker_readyz(http_req *req)
+{
+    worker_http *wh = http_app(req);
+    int threads = 0, busy = 0;
+    pthread_mutex_lock(&wh->lock);
+    int alive = worker_pool_alive(wh->wp, &threads, &busy);
+    pthread_mutex_unlock(&wh->lock);
+    if (!alive) {
+        http_add_header(req, "Retry-After", "5");
+        http_problem(req, 503, "workers-not-running", "Workers not running", NULL, "%s",
+                     threads ? "a worker thread or the lease heartbeat has stopped"
+                             : "the workers are starting or stopping");
+        return;
+    }
+    api_readyz(req);
+}
+
+static const http_route worker_routes[] = {
+    {"GET", "/healthz", api_healthz, HTTP_PUBLIC},
+    {"GET", "/readyz", worker_readyz, HTTP_PUBLIC},
+    {"GET", "/metrics", api_metrics, HTTP_PUBLIC},
+};
+
+worker_http *worker_http_start(const char *listen, const char *conninfo, const config *cfg)
+{
+    worker_http *wh = xcalloc(1, sizeof *wh);
+    pthread_mutex_init(&wh->lock, NULL);
+    /* Probes and one scraper: two connections, opened lazily. */
+    wh->pool = db_pool_open(conninfo, 2, cfg->statement_timeout_ms);
+    wh->app.cfg = cfg;
+    wh->app.pool = wh->pool;
+    http_options ho = {.listen = listen,
+                       .threads = 4, /* a keep-alive scraper holds one */
+                       .max_body_bytes = 1024,
+                       .app = &wh->app};
+    wh->srv = http_server_start(&ho, worker_routes, sizeof worker_routes / sizeof worker_routes[0]);
+    if (!wh->srv) {
+        worker_http_stop(wh);
+        return NULL;
+    }
+    log_fields(LOG_INFO, "worker probes listening", json_pack("{s:s}", "listen", listen));
+    return wh;
+}
+
+void worker_http_attach(worker_http *wh, worker_pool *wp)
+{
+    if (!wh)
+        return;
+    pthread_mutex_lock(&wh->lock);
+    wh->wp = wp;
+    pthread_mutex_unlock(&wh->lock);
+}
+
+void worker_http_stop(worker_http *wh)
+{
+    if (!wh)
+        return;
+    http_server_stop(wh->srv);
+    db_pool_close(wh->pool);
+    pthread_mutex_destroy(&wh->lock);
+    free(wh);
 }

@@ -1,6 +1,7 @@
 /* Worker threads that carry out operations: each holds its own database
  * connection, LISTENs for new work and also polls; one heartbeat thread
- * renews the leases of everything this process runs. */
+ * renews the leases of everything this process runs. Optionally a small
+ * HTTP listener for probes and metrics. */
 #ifndef ROASTERY_WORKER_H
 #define ROASTERY_WORKER_H
 
@@ -13,5 +14,24 @@ typedef struct worker_pool worker_pool;
 worker_pool *worker_pool_start(const char *conninfo, int n, const config *cfg);
 /* Asks workers to stop between steps, waits for them, frees the pool. */
 void worker_pool_stop(worker_pool *wp);
+/* 1 when every worker thread is running and the heartbeat thread has gone round its loop
+ * within the last lease_seconds + 10 s (a heartbeat stuck longer lets leases lapse), else 0.
+ * *threads and *busy (may be NULL) get the thread count and how many are inside an operation
+ * step. NULL-safe (0). */
+int worker_pool_alive(worker_pool *wp, int *threads, int *busy);
+
+/* The optional probe listener of `roastery worker` (ROASTERY_WORKER_LISTEN). */
+typedef struct worker_http worker_http;
+
+/* Serves, on listen (host:port, borrowed), GET /healthz (the process answers), /readyz (the
+ * workers are alive, the database is reachable and at this binary's migrations; 503 otherwise)
+ * and /metrics (Prometheus text, as serve's: the ARM and Blob counters of this process), through
+ * server/http.c and api/health.c, with a pool of 2 database connections. /readyz answers 503
+ * until worker_http_attach. new: stop with worker_http_stop; NULL when it cannot listen. */
+worker_http *worker_http_start(const char *listen, const char *conninfo, const config *cfg);
+/* Points /readyz at wp (borrowed), or at nothing (NULL: 503) before wp is stopped. */
+void worker_http_attach(worker_http *wh, worker_pool *wp);
+/* Stops answering and frees wh. NULL-safe. */
+void worker_http_stop(worker_http *wh);
 
 #endif

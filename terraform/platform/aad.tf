@@ -68,30 +68,39 @@ resource "azuread_service_principal" "api" {
   app_role_assignment_required = true
 }
 
-# The executor: the server's ARM client signs in with client credentials
-# (ROASTERY_AZURE_CLIENT_ID / _SECRET) until it learns workload identity.
+# The executor app registration, only with server_credential = "client_secret":
+# the server's ARM client then signs in with ROASTERY_AZURE_CLIENT_ID / _SECRET.
+# By default (workload_identity) the pods' managed identities are used instead.
+locals {
+  executor_count = var.server_credential == "client_secret" ? 1 : 0
+}
+
 resource "azuread_application" "executor" {
+  count            = local.executor_count
   display_name     = "Roastery executor (${var.environment})"
   sign_in_audience = "AzureADMyOrg"
 }
 
 resource "azuread_service_principal" "executor" {
-  client_id = azuread_application.executor.client_id
+  count     = local.executor_count
+  client_id = azuread_application.executor[0].client_id
 }
 
 resource "time_rotating" "executor_secret" {
+  count         = local.executor_count
   rotation_days = var.executor_credential_rotation_days
 }
 
 resource "azuread_application_password" "executor" {
-  application_id = azuread_application.executor.id
-  display_name   = "roastery-${var.environment}-${time_rotating.executor_secret.id}"
+  count          = local.executor_count
+  application_id = azuread_application.executor[0].id
+  display_name   = "roastery-${var.environment}-${time_rotating.executor_secret[0].id}"
   # Expires 30 days after the planned rotation, so a late terraform run does
   # not break the executor. A rotation replaces the secret (the old one is
   # deleted): restart the workers afterwards (docs/operations.md).
-  end_date = timeadd(time_rotating.executor_secret.rotation_rfc3339, "720h")
+  end_date = timeadd(time_rotating.executor_secret[0].rotation_rfc3339, "720h")
   rotate_when_changed = {
-    rotation = time_rotating.executor_secret.id
+    rotation = time_rotating.executor_secret[0].id
   }
   lifecycle {
     create_before_destroy = true

@@ -48,16 +48,20 @@ locals {
     worker_compute   = { principal = azurerm_user_assigned_identity.worker.principal_id, scope = azurerm_machine_learning_workspace.this.id, role = "AzureML Compute Operator" }
     worker_reader    = { principal = azurerm_user_assigned_identity.worker.principal_id, scope = azurerm_resource_group.this.id, role = "Reader" }
     worker_aks       = { principal = azurerm_user_assigned_identity.worker.principal_id, scope = azurerm_resource_group.this.id, role = "Azure Kubernetes Service Contributor Role" }
-    # The executor's service principal (ARM REST calls of the server): data
-    # assets, jobs, models, online endpoints; no compute, no workspace settings.
-    executor_workspace = { principal = azuread_service_principal.executor.object_id, scope = azurerm_machine_learning_workspace.this.id, role = "AzureML Data Scientist" }
     # Azure ML jobs read the datasets the server wrote.
     workspace_artifacts = { principal = azurerm_machine_learning_workspace.this.identity[0].principal_id, scope = azurerm_storage_container.artifacts.id, role = "Storage Blob Data Reader" }
   }
+  # The server's ARM REST calls (data assets, jobs, models, online endpoints; no
+  # compute, no workspace settings): made by the workers' identity with workload
+  # identity, by the executor's service principal with a client secret.
+  arm_principal = var.server_credential == "client_secret" ? azuread_service_principal.executor[0].object_id : azurerm_user_assigned_identity.worker.principal_id
+  all_role_assignments = merge(local.role_assignments, {
+    server_workspace = { principal = local.arm_principal, scope = azurerm_machine_learning_workspace.this.id, role = "AzureML Data Scientist" }
+  })
 }
 
 resource "azurerm_role_assignment" "roastery" {
-  for_each             = local.role_assignments
+  for_each             = local.all_role_assignments
   scope                = each.value.scope
   role_definition_name = each.value.role
   principal_id         = each.value.principal

@@ -50,11 +50,15 @@ resource "azurerm_role_assignment" "deployer_secrets" {
 }
 
 locals {
-  secrets = {
+  # With workload identity the "connection string" names the account only: the
+  # server then sends Entra ID tokens, and there is no executor secret.
+  storage_connection_string = var.server_credential == "client_secret" ? azurerm_storage_account.this.primary_blob_connection_string : "BlobEndpoint=${azurerm_storage_account.this.primary_blob_endpoint}"
+  secrets = merge({
     "roastery-database-url"              = local.database_url
-    "roastery-storage-connection-string" = azurerm_storage_account.this.primary_blob_connection_string
-    "roastery-executor-client-secret"    = azuread_application_password.executor.value
-  }
+    "roastery-storage-connection-string" = local.storage_connection_string
+    }, var.server_credential == "client_secret" ? {
+    "roastery-executor-client-secret" = azuread_application_password.executor[0].value
+  } : {})
 }
 
 resource "azurerm_key_vault_secret" "roastery" {
@@ -65,7 +69,7 @@ resource "azurerm_key_vault_secret" "roastery" {
   content_type = "text/plain"
   # The executor secret carries its own expiry; the others rotate by hand
   # (docs/operations.md, "Key rotation").
-  expiration_date = each.key == "roastery-executor-client-secret" ? azuread_application_password.executor.end_date : null
+  expiration_date = each.key == "roastery-executor-client-secret" ? azuread_application_password.executor[0].end_date : null
 
   depends_on = [azurerm_role_assignment.deployer_secrets]
 }

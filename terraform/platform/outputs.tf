@@ -35,8 +35,8 @@ output "ROASTERY_ARTIFACTS" {
 }
 
 output "ROASTERY_AZURE_STORAGE_CONNECTION_STRING" {
-  description = "Blob connection string of the storage account (Key Vault secret roastery-storage-connection-string)."
-  value       = azurerm_storage_account.this.primary_blob_connection_string
+  description = "Blob endpoint of the storage account, with its key only when server_credential = client_secret (Key Vault secret roastery-storage-connection-string)."
+  value       = local.storage_connection_string
   sensitive   = true
 }
 
@@ -81,18 +81,18 @@ output "ROASTERY_AZURE_LOCATION" {
 }
 
 output "ROASTERY_AZURE_TENANT_ID" {
-  description = "Tenant of the executor's service principal."
+  description = "Tenant of the identity the server calls Azure as (on AKS the webhook's AZURE_TENANT_ID is the same)."
   value       = var.tenant_id
 }
 
 output "ROASTERY_AZURE_CLIENT_ID" {
-  description = "Client id of the executor's service principal."
-  value       = azuread_application.executor.client_id
+  description = "Client id of the executor's service principal with server_credential = client_secret; null with workload identity (each pod uses its identity's AZURE_CLIENT_ID)."
+  value       = var.server_credential == "client_secret" ? azuread_application.executor[0].client_id : null
 }
 
 output "ROASTERY_AZURE_CLIENT_SECRET" {
-  description = "Client secret of the executor (Key Vault secret roastery-executor-client-secret)."
-  value       = azuread_application_password.executor.value
+  description = "Client secret of the executor (Key Vault secret roastery-executor-client-secret) with server_credential = client_secret; null with workload identity."
+  value       = var.server_credential == "client_secret" ? azuread_application_password.executor[0].value : null
   sensitive   = true
 }
 

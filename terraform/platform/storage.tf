@@ -10,8 +10,9 @@ resource "azurerm_storage_account" "this" {
   min_tls_version                 = "TLS1_2"
   https_traffic_only_enabled      = true
   allow_nested_items_to_be_public = false
-  # The server's azblob client signs with the account key (a connection
-  # string); turn this off once it authenticates with its workload identity.
+  # With workload identity the server sends Entra ID tokens; the key stays on
+  # for server_credential = client_secret and for the azurerm state backend of
+  # user compute, which lists the account key unless told use_azuread_auth.
   shared_access_key_enabled = true
 
   blob_properties {

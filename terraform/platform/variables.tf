@@ -257,9 +257,19 @@ variable "portal_hostname" {
   }
 }
 
+variable "server_credential" {
+  type        = string
+  description = "How the server's own ARM and Blob clients sign in: workload_identity (default: each pod's managed identity through AKS workload identity, no secret, Blob by Entra ID token) or client_secret (an executor app registration with a rotated secret, Blob by account key)."
+  default     = "workload_identity"
+  validation {
+    condition     = contains(["workload_identity", "client_secret"], var.server_credential)
+    error_message = "The server_credential must be workload_identity or client_secret."
+  }
+}
+
 variable "executor_credential_rotation_days" {
   type        = number
-  description = "Days after which terraform replaces the executor's client secret (each expires 30 days after its planned rotation)."
+  description = "With server_credential = client_secret: days after which terraform replaces the executor's client secret (each expires 30 days after its planned rotation)."
   default     = 90
   validation {
     condition     = var.executor_credential_rotation_days >= 7 && var.executor_credential_rotation_days <= 365

@@ -3,6 +3,7 @@
 api-version, schema), the state it keeps, its long-running operations and its fault
 injection. Standard library only:  python3 tests/azure/stub_test.py"""
 
+import base64
 import json
 import os
 import subprocess
@@ -131,6 +132,59 @@ class StubTest(unittest.TestCase):
         self.assertEqual(self.get_token(client_id="nobody")[1]["error"], "unauthorized_client")
         self.assertEqual(self.get_token(scope="https://graph.microsoft.com/.default")[1]["error"],
                          "invalid_scope")
+
+    def assertion(self, **over):
+        """A JWT-shaped federated assertion as AKS projects it (unsigned: the stub reads claims)."""
+        claims = {"iss": "https://oidc.stub.invalid/roastery/",
+                  "sub": "system:serviceaccount:roastery:roastery-worker",
+                  "aud": ["api://AzureADTokenExchange"], "exp": int(time.time()) + 3600,
+                  "jti": "jti-1"}
+        claims.update(over)
+        enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+        return enc({"alg": "RS256", "kid": "k1"}) + "." + enc(claims) + ".c2ln"
+
+    def federated(self, assertion, **over):
+        form = {"grant_type": "client_credentials", "client_id": CLIENT,
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion, "scope": self.base + "/.default"}
+        form.update(over)
+        return call("POST", "%s/%s/oauth2/v2.0/token" % (self.base, TENANT), form=form)
+
+    def test_federated_assertion_grant(self):
+        a = self.assertion()
+        st, body, _ = self.federated(a)
+        self.assertEqual(st, 200)
+        st, _, _ = self.arm("GET", "datastores/workspaceblobstore", token=body["access_token"])
+        self.assertEqual(st, 200)
+        info = call("POST", self.base + "/_stub/tokens/introspect", {"token": body["access_token"]})[1]
+        self.assertEqual((info["active"], info["credential"]), (True, "federated"))
+        log = json.dumps(self.requests())
+        self.assertNotIn(a, log)
+        self.assertIn('"client_assertion_jti": "jti-1"', log)
+
+    def test_federated_assertion_refused(self):
+        cases = [({"iss": "https://elsewhere/"}, {}, "AADSTS700211"),
+                 ({"sub": "system:serviceaccount:x:y"}, {}, "AADSTS700213"),
+                 ({"aud": "api://other"}, {}, "AADSTS700212"),
+                 ({"exp": int(time.time()) - 5}, {}, "AADSTS700024"),
+                 ({}, {"client_assertion_type": "jwt"}, "AADSTS50027"),
+                 ({}, {"client_secret": SECRET}, "AADSTS90014")]
+        for claims, form, code in cases:
+            st, body, _ = self.federated(self.assertion(**claims), **form)
+            self.assertEqual(st, 400, code)
+            self.assertTrue(body["error_description"].startswith(code), body)
+        st, body, _ = self.federated("not-a-jwt")
+        self.assertEqual(body["error_codes"], [50027])
+
+    def test_storage_scope_token_not_accepted_by_arm(self):
+        st, body, _ = self.federated(self.assertion(), scope="https://storage.azure.com/.default")
+        self.assertEqual(st, 200)
+        st, _, _ = self.arm("GET", "datastores/workspaceblobstore", token=body["access_token"])
+        self.assertEqual(st, 401)
+        info = call("POST", self.base + "/_stub/tokens/introspect", {"token": body["access_token"]})[1]
+        self.assertEqual(info["scope"], "https://storage.azure.com/.default")
+        self.assertFalse(call("POST", self.base + "/_stub/tokens/introspect",
+                              {"token": "stub.forged"})[1]["active"])
 
     def test_bearer_required_and_revocable(self):
         st, body, h = call("GET", self.base + WS + "/jobs/x?api-version=" + API)

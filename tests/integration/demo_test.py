@@ -17,7 +17,7 @@ class DemoTest(unittest.TestCase):
     def start(self):
         srv = Server({"ROASTERY_DATABASE_URL": self.db, "ROASTERY_WORKERS": "2"},
                      data_dir=self.data_dir, command="demo")
-        deadline = time.time() + 120
+        deadline = time.time() + 360
         while time.time() < deadline:
             log = srv.read_log()
             if '"msg":"demo seeded"' in log or '"msg":"demo seeding stopped"' in log:
@@ -46,6 +46,19 @@ class DemoTest(unittest.TestCase):
             # a store manager never sees the datasets
             self.assertEqual(srv.json("GET", "/api/v1/projects/globojava/datasets",
                                       token=mgr)[0], 404)
+            # the first model went to production, and production forecasts his stores
+            _, _, model = srv.json("GET", "/api/v1/projects/globojava/models/demand", token=ds)
+            self.assertEqual(model["aliases"].get("production"), 1, model)
+            store = stores["items"][0]["id"]
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                status, _, fc = srv.json("GET", f"/api/v1/stores/{store}/forecasts", token=mgr)
+                if status == 200:
+                    break
+                time.sleep(0.5)
+            self.assertEqual(status, 200, fc)
+            self.assertEqual(len(fc["items"]), 12 * 14)
+            self.assertEqual(fc["items"][0]["date"], "2024-01-01")
         finally:
             srv.stop()
         srv = self.start()
@@ -54,6 +67,9 @@ class DemoTest(unittest.TestCase):
                 "GET", "/api/v1/projects/globojava/datasets/sales/versions",
                 token=srv.token("dana-scientist", "DataScientist"))
             self.assertEqual(len(versions["items"]), 1)
+            _, _, runs = srv.json("GET", "/api/v1/projects/globojava/forecast-runs",
+                                  token=srv.token("dana-scientist", "DataScientist"))
+            self.assertEqual(len(runs["items"]), 1, "a restart promotes and forecasts nothing new")
         finally:
             srv.stop()
             shutil.rmtree(self.data_dir, ignore_errors=True)

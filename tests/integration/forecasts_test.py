@@ -207,6 +207,18 @@ class ForecastsTest(RunsBase):
             self.assertGreaterEqual(i["wape"], 0)
         st, _, _ = self.srv.json("GET", f"/api/v1/stores/{self.other}/accuracy", token=self.mgr)
         self.assertEqual(st, 404)
+        # the project's weekly accuracy, recomputed after the actuals, and its gauges
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            st, _, pa = self.srv.json("GET", P + "/accuracy", token=self.ds)
+            if pa["items"]:
+                break
+            time.sleep(0.3)
+        self.assertEqual(st, 200)
+        self.assertEqual(sum(i["n"] for i in pa["items"]), 7, pa)
+        st, _, metrics = self.srv.request("GET", "/metrics", token=None)
+        self.assertIn(b'roastery_forecast_wape{project="demand"}', metrics)
+        self.assertIn(b'roastery_forecast_age_seconds{project="demand"}', metrics)
 
     def test_e_manual_run_switches_readers_and_keeps_the_old(self):
         st, hdrs, run = self.srv.json("POST", P + "/forecast-runs", {}, token=self.ds)

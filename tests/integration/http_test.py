@@ -266,7 +266,7 @@ class ApiTest(unittest.TestCase):
                     pass
                 self.assertNotIn(b" 500 ", reply.split(b"\r\n", 1)[0], raw[:40])
         for path in ["/api/v1/operations/%2e%2e%2f", "/api/v1/operations/" + "%ff" * 40,
-                     "/api/v1/operations//cancel", "/%00", "/api/v1/operations?state=%00"]:
+                     "/api/v1/operations//cancel", "/api/v1/%00", "/api/v1/operations?state=%00"]:
             status, _, _ = self.srv.request("GET", path, check=False)
             self.assertIn(status, (400, 404, 405), path)
         self.assertEqual(self.srv.request("GET", "/healthz")[0], 200)

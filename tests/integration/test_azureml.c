@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "arm.h"
 #include "azureml.h"
 #include "log.h"
@@ -399,6 +401,149 @@ static void test_token_refreshed_when_expiring(void **state)
     assert_trace(&r, "token:200,request:200,token:200,request:200");
     arm_result_free(&r);
     assert_int_equal(count_logged("POST", "/oauth2/"), 2);
+}
+
+/* ---------------------------------------------------------------- workload identity */
+
+/* base64url without padding. new: free(). */
+static char *b64url(const char *in)
+{
+    size_t n = strlen(in);
+    char *out = xmalloc(4 * ((n + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n);
+    for (char *p = out; *p; p++) {
+        if (*p == '+')
+            *p = '-';
+        else if (*p == '/')
+            *p = '_';
+        else if (*p == '=')
+            *p = '\0';
+    }
+    return out;
+}
+
+/* Writes a federated assertion shaped like AKS's projected service-account token (the stub
+ * checks iss, sub, aud and exp; nobody checks the signature here) to tmpdir/token, with a
+ * trailing newline as the kubelet writes it. new: the path, free(). */
+static char *write_assertion(const char *jti, const char *sub)
+{
+    char *payload =
+        xasprintf("{\"iss\":\"https://oidc.stub.invalid/roastery/\",\"sub\":\"%s\","
+                  "\"aud\":[\"api://AzureADTokenExchange\"],\"exp\":%lld,\"jti\":\"%s\"}",
+                  sub, (long long)time(NULL) + 3600, jti);
+    char *h = b64url("{\"alg\":\"RS256\",\"kid\":\"k1\"}"), *p = b64url(payload);
+    char *path = xasprintf("%s/token", tmpdir);
+    char *tmp = xasprintf("%s/token.tmp", tmpdir);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fprintf(f, "%s.%s.c2lnbmF0dXJl\n", h, p);
+    fclose(f);
+    assert_int_equal(rename(tmp, path), 0); /* the kubelet swaps a symlink: atomic too */
+    free(tmp);
+    free(h);
+    free(p);
+    free(payload);
+    return path;
+}
+
+#define WORKER_SA "system:serviceaccount:roastery:roastery-worker"
+
+/* The form of the i-th logged token request. new: json_decref. */
+static json_t *token_form(size_t i)
+{
+    json_t *log = stub_log(), *e, *form = NULL;
+    size_t k, seen = 0;
+    json_array_foreach(log, k, e)
+    {
+        if (!strstr(json_string_value(json_object_get(e, "path")), "/oauth2/v2.0/token"))
+            continue;
+        if (seen++ == i)
+            form = json_incref(json_object_get(e, "body"));
+    }
+    json_decref(log);
+    assert_non_null(form);
+    return form;
+}
+
+/* No secret, a token file: the client-credentials grant with the file as client_assertion, the
+ * file re-read at the next fetch (the kubelet rotates it), never the assertion in a record. */
+static void test_federated_token_file(void **state)
+{
+    (void)state;
+    char *path = write_assertion("jti-1", WORKER_SA);
+    arm_options o = base_options();
+    o.client_secret = NULL;
+    o.federated_token_file = path;
+    arm_client *c = new_client(&o);
+    arm_result r = {0};
+    assert_int_equal(azureml_datastore_get(c, "workspaceblobstore", &r), RST_OK);
+    char *text = json_dumps(r.trace, 0);
+    assert_null(strstr(text, "eyJ")); /* no JWT in the record */
+    free(text);
+    arm_result_free(&r);
+    json_t *form = token_form(0);
+    assert_string_equal(json_string_value(json_object_get(form, "grant_type")),
+                        "client_credentials");
+    assert_string_equal(json_string_value(json_object_get(form, "client_assertion_type")),
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+    assert_string_equal(json_string_value(json_object_get(form, "client_assertion_jti")), "jti-1");
+    assert_string_equal(json_string_value(json_object_get(form, "client_id")), CLIENT_ID);
+    assert_null(json_object_get(form, "client_secret"));
+    json_decref(form);
+
+    /* Rotated by the kubelet; ARM then refuses the cached token: the new file is sent. */
+    free(write_assertion("jti-2", WORKER_SA));
+    control0("POST", "/_stub/tokens/revoke", NULL);
+    assert_int_equal(azureml_datastore_get(c, "workspaceblobstore", &r), RST_OK);
+    assert_trace(&r, "request:401,token:200,request:200");
+    arm_result_free(&r);
+    form = token_form(1);
+    assert_string_equal(json_string_value(json_object_get(form, "client_assertion_jti")), "jti-2");
+    json_decref(form);
+    arm_client_free(c);
+    free(path);
+}
+
+/* A missing token file (not projected yet) is retryable and sends nothing; an assertion for
+ * another service account is the identity platform's refusal, not retried. */
+static void test_federated_token_problems(void **state)
+{
+    (void)state;
+    arm_options o = base_options();
+    o.client_secret = NULL;
+    char *missing = xasprintf("%s/no-such-token", tmpdir);
+    o.federated_token_file = missing;
+    arm_client *c = new_client(&o);
+    arm_result r = {0};
+    assert_int_equal(azureml_datastore_get(c, "workspaceblobstore", &r), RST_EUNAVAIL);
+    assert_string_equal(json_string_value(json_object_get(r.error, "code")),
+                        "FederatedTokenUnavailable");
+    arm_result_free(&r);
+    arm_client_free(c);
+    free(missing);
+    assert_int_equal(count_logged(NULL, "/"), 0);
+
+    char *path = write_assertion("jti-3", "system:serviceaccount:roastery:roastery-api");
+    o.federated_token_file = path;
+    c = new_client(&o);
+    assert_int_equal(azureml_datastore_get(c, "workspaceblobstore", &r), RST_EINVAL);
+    assert_string_equal(json_string_value(json_object_get(r.error, "code")), "invalid_client");
+    assert_non_null(strstr(json_string_value(json_object_get(r.error, "message")), "AADSTS700213"));
+    assert_int_equal(r.retries, 0);
+    arm_result_free(&r);
+    arm_client_free(c);
+
+    /* Both configured: the secret is used (the token file is only the fallback). */
+    o.client_secret = SECRET;
+    c = new_client(&o);
+    assert_int_equal(azureml_datastore_get(c, "workspaceblobstore", &r), RST_OK);
+    arm_result_free(&r);
+    arm_client_free(c);
+    json_t *form = token_form(1);
+    assert_non_null(json_object_get(form, "client_secret"));
+    assert_null(json_object_get(form, "client_assertion"));
+    json_decref(form);
+    free(path);
 }
 
 /* A wrong secret: the identity platform's AADSTS error, nothing sent to ARM. */
@@ -1062,6 +1207,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_refreshed_after_401, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_refreshed_when_expiring, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_federated_token_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_federated_token_problems, setup, teardown),
         cmocka_unit_test_setup_teardown(test_datastore_location, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_version_put, setup, teardown),
         cmocka_unit_test_setup_teardown(test_model_version_put, setup, teardown),

@@ -1,0 +1,70 @@
+/* Outbound webhooks: per-project subscriptions to platform events, each event written as a
+ * delivery row plus a webhook.deliver operation in the emitter's transaction, then POSTed,
+ * signed with the webhook's secret, and retried with backoff until the receiver answers 2xx.
+ *
+ * The wire format (also in openapi.yaml, "Webhook"):
+ *   body     {"id": <event uuid>, "type": <event>, "project": <id>, "created_at": <RFC 3339>,
+ *             "data": {...}}; the same bytes on every attempt
+ *   headers  X-Roastery-Event: <event>, X-Roastery-Delivery: <delivery uuid>,
+ *            X-Roastery-Timestamp: <unix seconds of this attempt>,
+ *            X-Roastery-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>
+ * A receiver recomputes the HMAC over the timestamp header, a '.', and the raw body, compares
+ * in constant time, and refuses timestamps more than a few minutes old (replays). */
+#ifndef ROASTERY_WEBHOOKS_H
+#define ROASTERY_WEBHOOKS_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "config.h"
+
+enum {
+    WEBHOOKS_SECRET_MAX = 64, /* "whsec_" + 48 hex + NUL fits */
+    WEBHOOKS_URL_MAX = 2048,
+};
+
+/* The events a webhook may subscribe to, NULL-terminated (borrowed, static). "ping" is not
+ * among them: it goes to one webhook when asked. */
+const char *const *webhooks_event_names(void);
+int webhooks_event_known(const char *event);
+
+/* NULL when url may receive webhooks, else the reason (static). https:// only; http:// only
+ * to 127.0.0.1, [::1] or localhost and only when allow_http_loopback (dev mode). No
+ * credentials in the URL. */
+const char *webhooks_check_url(const char *url, int allow_http_loopback);
+
+/* Whether a delivery may connect to this address: never to unspecified, link-local (the cloud
+ * metadata endpoint lives there) or multicast addresses; loopback only when allow_loopback. */
+int webhooks_address_allowed(const struct sockaddr *sa, int allow_loopback);
+
+/* A new random secret, "whsec_" + 48 hex characters. */
+void webhooks_new_secret(char out[WEBHOOKS_SECRET_MAX]);
+
+/* out = lower-case hex HMAC-SHA256 keyed by secret over timestamp "." body[0..len). */
+void webhooks_sign(const char *secret, const char *timestamp, const char *body, size_t len,
+                   char out[65]);
+
+/* Emits event (one of webhooks_event_names) of project to every active webhook subscribed to
+ * it: one delivery row and one webhook.deliver operation each, all with the same body. Runs
+ * inside the caller's open transaction on c when there is one (the deliveries then exist
+ * exactly when the caller commits), else in its own. data is borrowed (NULL = {}).
+ * RST_OK (also when nobody is subscribed) or RST_EDB. For the forecast and drift emitters:
+ *   webhooks_emit(c, project, "forecast.ready", json_pack("{s:s, ...}", "forecast_run_id", ...));
+ * then json_decref what you packed. */
+int webhooks_emit(PGconn *c, const char *project, const char *event, json_t *data);
+
+/* run.finished for a run that reached completed, failed or canceled (nothing otherwise). */
+int webhooks_emit_run_finished(PGconn *c, const char *run_id);
+/* promotion.pending_approval or model.promoted for a promotion. */
+int webhooks_emit_promotion(PGconn *c, const char *event, const char *promotion_id);
+
+/* A "ping" to one webhook of project, whatever its subscriptions. delivery_id gets the new
+ * delivery's uuid. RST_OK, RST_ENOTFOUND or RST_EDB. Own transaction when none is open. */
+int webhooks_ping(PGconn *c, const char *project, const char *webhook_id, char delivery_id[37]);
+
+/* Registers the webhook.deliver operation. cfg is borrowed: it must outlive the workers. */
+void webhooks_register(const config *cfg);
+
+#endif
