@@ -85,7 +85,8 @@ export async function computePage({ base }, id) {
     });
   }
   const d = c.decision || {};
-  root.append(
+  // append() would write a skipped (null) section as the text "null"
+  root.append(...[
     section('Request', facts([
       ['Kind', c.kind], ['Region', c.region], ['VM size', c.kind === 'local' ? 'this machine' : `${c.vm_size} (${c.family})`],
       ['Nodes', `${c.min_nodes}–${c.max_nodes}`], ['Priority', c.priority], ['Idle minutes', c.idle_minutes],
@@ -105,7 +106,7 @@ export async function computePage({ base }, id) {
     section('Operation', c.operation_id ? h('p', {}, link(`/operations/${c.operation_id}`, `Operation ${shortId(c.operation_id)}`), ' — its actions, with the Terraform it ran.') : h('p', {}, 'No operation yet.')),
     section('Actions', h('div', { class: 'actions' },
       c.state === 'failed' ? actionButton('Retry', async () => { await api('POST', `/api/v1/compute/${enc(id)}/retry`, { ifMatch: `"v${c.version}"` }); navigate(window.location.pathname, { replace: true }); }) : null,
-      !['deleted', 'deleting'].includes(c.state) ? actionButton('Delete', async () => { await api('DELETE', `/api/v1/compute/${enc(id)}`, { ifMatch: `"v${c.version}"` }); navigate(`${base}/compute`); }, { kind: 'danger', confirmText: `Delete compute ${c.name}?` }) : null)));
+      !['deleted', 'deleting'].includes(c.state) ? actionButton('Delete', async () => { await api('DELETE', `/api/v1/compute/${enc(id)}`, { ifMatch: `"v${c.version}"` }); navigate(`${base}/compute`); }, { kind: 'danger', confirmText: `Delete compute ${c.name}?` }) : null))].filter(Boolean));
   return root;
 }
 

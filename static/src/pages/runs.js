@@ -91,7 +91,8 @@ export async function runPage({ project: p, base }, id) {
     });
   }
   const o = overall(r);
-  root.append(
+  // append() would write a skipped (null) section as the text "null"
+  root.append(...[
     section('Run', facts([
       ['Algorithm', r.algorithm], ['Dataset', link(`${base}/datasets/${enc(r.dataset)}?version=${r.dataset_version}`, `${r.dataset} v${r.dataset_version}`)],
       ['Compute', r.compute || r.compute_id], ['Experiment', r.experiment], ['Horizon', `${r.horizon_days} days`],
@@ -99,6 +100,9 @@ export async function runPage({ project: p, base }, id) {
       ['Queued', when(r.queued_at)], ['Running', when(r.running_at)], ['Finished', when(r.finished_at)],
       ['Duration', duration(r.running_at, r.finished_at)],
       r.operation_id ? ['Operation', link(`/operations/${r.operation_id}`, 'its actions')] : null,
+      r.azure_job ? ['Azure ML job', r.azure_job.studio_url
+        ? h('a', { href: r.azure_job.studio_url, rel: 'noopener' }, `${r.azure_job.name} (${r.azure_job.status || 'submitted'})`)
+        : `${r.azure_job.name} (${r.azure_job.status || 'submitted'})`] : null,
     ]), Object.keys(r.params || {}).length ? h('details', {}, h('summary', {}, 'Parameters'), jsonBlock(r.params, 'Parameters')) : null),
     r.error ? section('Error', jsonBlock(r.error, 'Error')) : null,
     section('Log', logBox),
@@ -108,7 +112,7 @@ export async function runPage({ project: p, base }, id) {
       ...Object.keys(r.metrics.baselines || {}).map((b) => ({ label: b.replace(/_/g, ' '), value: (m) => m[2](r.metrics.baselines[b][m[0]]), class: 'num' })),
     ], METRICS)) : null,
     await metricsChart(id),
-    await artifactsSection(r));
+    await artifactsSection(r)].filter(Boolean));
   if (r.state === 'completed') root.append(registerForm(p, base, r));
   if (ACTIVE.includes(r.state)) {
     root.append(h('div', { class: 'actions' }, actionButton('Cancel run', async () => { await post(`/api/v1/runs/${enc(id)}/cancel`); navigate(window.location.pathname, { replace: true }); }, { kind: 'danger', confirmText: 'Cancel this run?' })));
