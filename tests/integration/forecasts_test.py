@@ -257,6 +257,26 @@ class ForecastsTest(RunsBase):
         self.assertIsNotNone(days["2024-01-10"])
         self.assertIsNone(days["2024-01-11"])
 
+    def test_h_degraded_accuracy_asks_for_retraining(self):
+        # a policy whose accuracy threshold today's forecasts cannot meet
+        st, _, pol = self.srv.json("PUT", P + "/retraining-policy", {
+            "enabled": True, "cron": None, "model": "demand", "compute": "laptop",
+            "accuracy_wape_threshold": 0.0001}, token=self.ds)
+        self.assertIn(st, (200, 201), pol)
+        body = "store_id,product,date,quantity\n" + "".join(
+            f"{self.mine},Americano,2024-01-0{d},{200 + d}\n" for d in range(1, 8))
+        st, _, res = self.srv.json("POST", "/api/v1/actuals", body,
+                                   {"Content-Type": "text/csv"}, token=self.ds)
+        self.assertEqual(st, 200, res)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            _, _, rt = self.srv.json("GET", P + "/retrainings", token=self.ds)
+            if rt["items"]:
+                break
+            time.sleep(0.3)
+        self.assertTrue(rt["items"], "accuracy.refresh asked the policy for a retraining")
+        self.assertEqual(rt["items"][0]["reason"], "accuracy", rt["items"][0])
+
     def test_f_bad_planned_promotions(self):
         st, _, prob = self.srv.json("POST", P + "/planned-promotions", {
             "store_id": "*", "product": "Caffe Latte", "start_date": "2024-02-05",
