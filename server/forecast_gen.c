@@ -477,7 +477,8 @@ int forecast_gen_inputs_weather(forecast_gen_inputs *in, const char *data, size_
     int rc = small_parse(&c, data, len);
     if (rc != RST_OK)
         return rc;
-    qsort(in->outlook, in->noutlook, sizeof *in->outlook, cmp_outlook);
+    if (in->noutlook > 1) /* qsort(NULL, 0) is undefined: an outlook may be empty */
+        qsort(in->outlook, in->noutlook, sizeof *in->outlook, cmp_outlook);
     for (size_t k = 1; k < in->noutlook; k++)
         if (!cmp_outlook(&in->outlook[k - 1], &in->outlook[k])) {
             char d[11];
