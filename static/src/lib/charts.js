@@ -64,6 +64,24 @@ export function barChart(summary, labels, values, { label = '', height, horizont
   }, { height });
 }
 
+// Several series as grouped bars on a category axis: [{label, values}] aligned with labels
+// (readable with a single category, where a line would be a lone point).
+export function groupedBarChart(summary, labels, series, { height, horizontal = false, yLabel = '' } = {}) {
+  return mount(summary, {
+    type: 'bar',
+    data: {
+      labels,
+      datasets: series.map((s, i) => ({ label: s.label, data: s.values, backgroundColor: s.color || COLORS[i % COLORS.length] })),
+    },
+    options: {
+      indexAxis: horizontal ? 'y' : 'x',
+      interaction: { mode: 'index', intersect: false },
+      plugins: { legend: { display: series.length > 1 } },
+      scales: { [horizontal ? 'x' : 'y']: { title: { display: Boolean(yLabel), text: yLabel } } },
+    },
+  }, { height });
+}
+
 // Daily series on a category axis of ISO dates: [{label, values}] aligned with labels.
 export function dailyChart(summary, labels, series, { height } = {}) {
   return mount(summary, {

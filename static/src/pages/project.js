@@ -1,4 +1,5 @@
-// A project and its sections: datasets, compute, runs (and their comparison), models, operations.
+// A project and its sections: datasets, compute, runs (and their comparison), models, forecasts,
+// retraining (and drift reports), webhooks (and their delivery logs), operations.
 import { h } from '../lib/dom.js';
 import { get } from '../lib/api.js';
 import { enc } from '../lib/router.js';
@@ -8,10 +9,14 @@ import { datasetsSection, datasetPage } from './datasets.js';
 import { computeSection, computePage } from './compute.js';
 import { runsSection, runPage, comparePage } from './runs.js';
 import { modelsSection, modelPage } from './models.js';
+import { forecastsSection } from './forecasts.js';
+import { retrainingSection, driftReportPage } from './retraining.js';
+import { webhooksSection, webhookPage } from './webhooks.js';
 
 const SECTIONS = [
   ['', 'Overview'], ['datasets', 'Datasets'], ['compute', 'Compute'], ['runs', 'Runs'],
-  ['models', 'Models'], ['operations', 'Operations'],
+  ['models', 'Models'], ['forecasts', 'Forecasts'], ['retraining', 'Retraining'], ['webhooks', 'Webhooks'],
+  ['operations', 'Operations'],
 ];
 
 export async function projectPage({ params, query, session }) {
@@ -19,7 +24,7 @@ export async function projectPage({ params, query, session }) {
   const p = await get(`/api/v1/projects/${enc(project)}`);
   const base = `/projects/${enc(project)}`;
   const tabs = h('nav', { class: 'tabs', 'aria-label': 'Project sections' }, h('ul', {}, SECTIONS.map(([s, label]) => {
-    const active = s === sec || (s === 'runs' && sec === 'compare');
+    const active = s === sec || (s === 'runs' && sec === 'compare') || (s === 'retraining' && sec === 'drift');
     return h('li', {}, h('a', { href: s ? `${base}/${s}` : base, 'aria-current': active ? 'page' : null }, label));
   })));
   const ctx = { project: p, base, query, session };
@@ -30,6 +35,10 @@ export async function projectPage({ params, query, session }) {
   else if (sec === 'runs') body = item ? await runPage(ctx, item) : await runsSection(ctx);
   else if (sec === 'compare') body = await comparePage(ctx);
   else if (sec === 'models') body = item ? await modelPage(ctx, item) : await modelsSection(ctx);
+  else if (sec === 'forecasts') body = await forecastsSection(ctx);
+  else if (sec === 'retraining') body = await retrainingSection(ctx);
+  else if (sec === 'drift' && item) body = await driftReportPage(ctx, item);
+  else if (sec === 'webhooks') body = item ? await webhookPage(ctx, item) : await webhooksSection(ctx);
   else if (sec === 'operations') body = await operationsSection(ctx);
   else body = h('p', {}, 'There is no such section.');
   return h('div', {},
