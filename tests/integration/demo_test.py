@@ -56,7 +56,9 @@ class DemoTest(unittest.TestCase):
                 if status == 200:
                     break
                 time.sleep(0.5)
-            self.assertEqual(status, 200, fc)
+            ops = [line for line in srv.read_log().splitlines()
+                   if "forecast" in line or "promotion" in line or "demo" in line]
+            self.assertEqual(status, 200, (fc, ops[-30:]))
             self.assertEqual(len(fc["items"]), 12 * 14)
             self.assertEqual(fc["items"][0]["date"], "2024-01-01")
         finally:
