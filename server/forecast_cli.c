@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -232,31 +234,108 @@ static int load_inputs(const char *flag, const char *path, forecast_gen_inputs *
 
 /* ---- the output --------------------------------------------------------------------- */
 
+/* Two buffers: rows are formatted into one while a writer thread write(2)s the
+ * other, so a reader that is slow for a while (COPY's backend, a full pipe)
+ * does not hold up the features and the prediction of the next rows. */
 typedef struct {
     int fd;
     char *tmp; /* the temporary name of a file output; NULL for stdout */
-    char *buf;
+    char *buf; /* the buffer being filled */
     size_t len;
-    uint64_t bytes;
-    int failed; /* errno of the first failed write */
-    int direct; /* a device or pipe given as --output: fd is ours to close */
+    char *spare;    /* the other buffer, while the writer does not hold it */
+    uint64_t bytes; /* written (the writer's, read after a handover or the join) */
+    int failed;     /* errno of the first failed write */
+    int direct;     /* a device or pipe given as --output: fd is ours to close */
+    /* the writer thread */
+    pthread_t thread;
+    int started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    char *pending; /* handed to the writer; NULL when it is idle */
+    size_t pending_len;
+    int quit;
 } writer;
 
-static int flush_out(writer *w)
+/* Writes all of data to w->fd; 0 or an errno. A signal that stops the command
+ * ends a write blocked on a stalled reader. */
+static int write_all(writer *w, const char *data, size_t len, uint64_t *done)
 {
     size_t off = 0;
-    while (off < w->len && !w->failed) {
-        ssize_t n = write(w->fd, w->buf + off, w->len - off);
-        if (n < 0 && errno == EINTR)
+    while (off < len) {
+        ssize_t n = write(w->fd, data + off, len - off);
+        if (n < 0 && errno == EINTR && !stop_signal)
             continue;
-        if (n < 0)
-            w->failed = errno;
-        else
-            off += (size_t)n;
+        if (n < 0) {
+            *done += off;
+            return errno;
+        }
+        off += (size_t)n;
     }
-    w->bytes += off;
+    *done += off;
+    return 0;
+}
+
+static void *writer_main(void *arg)
+{
+    writer *w = arg;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (!w->pending && !w->quit)
+            pthread_cond_wait(&w->cond, &w->lock);
+        if (!w->pending)
+            break;
+        char *data = w->pending;
+        size_t len = w->pending_len;
+        int failed = w->failed;
+        pthread_mutex_unlock(&w->lock);
+        uint64_t done = 0;
+        int e = failed ? 0 : write_all(w, data, len, &done);
+        pthread_mutex_lock(&w->lock);
+        w->bytes += done;
+        if (e && !w->failed)
+            w->failed = e;
+        w->spare = data;
+        w->pending = NULL;
+        pthread_cond_broadcast(&w->cond);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+/* Waits until the writer holds no buffer. */
+static void writer_idle(writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    while (w->pending)
+        pthread_cond_wait(&w->cond, &w->lock);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Hands the filled buffer to the writer (after it is done with the other one)
+ * and goes on with the other. Without a thread, writes here. -1 once a write
+ * failed (errno in w->failed). */
+static int flush_out(writer *w)
+{
+    if (!w->started) {
+        if (!w->failed)
+            w->failed = write_all(w, w->buf, w->len, &w->bytes);
+        w->len = 0;
+        return w->failed ? -1 : 0;
+    }
+    pthread_mutex_lock(&w->lock);
+    while (w->pending)
+        pthread_cond_wait(&w->cond, &w->lock);
+    if (w->len && !w->failed) {
+        w->pending = w->buf;
+        w->pending_len = w->len;
+        w->buf = w->spare;
+        w->spare = NULL;
+        pthread_cond_broadcast(&w->cond);
+    }
     w->len = 0;
-    return w->failed ? -1 : 0;
+    int failed = w->failed;
+    pthread_mutex_unlock(&w->lock);
+    return failed ? -1 : 0;
 }
 
 static int write_block(void *arg, const forecast_gen_block *b)
@@ -271,10 +350,51 @@ static int write_block(void *arg, const forecast_gen_block *b)
     return stop_signal ? -1 : 0;
 }
 
+/* Stops and joins the writer thread (after the buffer it holds is written). */
+static void writer_stop(writer *w)
+{
+    if (!w->started)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->quit = 1;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    /* stopped by a signal: the writer may be blocked on a reader that no
+     * longer reads; the same signal (our handler, no SA_RESTART) ends its write */
+    for (;;) {
+        if (!stop_signal) {
+            pthread_join(w->thread, NULL);
+            break;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100 * 1000 * 1000;
+        if (until.tv_nsec >= 1000 * 1000 * 1000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000 * 1000 * 1000;
+        }
+        if (pthread_timedjoin_np(w->thread, NULL, &until) == 0)
+            break;
+        pthread_kill(w->thread, (int)stop_signal);
+    }
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    w->started = 0;
+}
+
 static int open_output(const char *path, writer *w)
 {
     memset(w, 0, sizeof *w);
     w->buf = xmalloc(OUT_BUFFER);
+    w->spare = xmalloc(OUT_BUFFER);
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    /* without the thread (it cannot be created), flush_out writes in place */
+    w->started = pthread_create(&w->thread, NULL, writer_main, w) == 0;
+    if (!w->started) {
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
+    }
     if (!strcmp(path, "-")) {
         w->fd = STDOUT_FILENO;
         return 0;
@@ -307,10 +427,14 @@ static int open_output(const char *path, writer *w)
     return 0;
 }
 
-/* Publishes a file output (fsync, rename). 0 or -1 with errno in w->failed. */
+/* Publishes a file output (everything written, fsync, rename). 0 or -1 with
+ * errno in w->failed. */
 static int commit_output(writer *w, const char *path)
 {
-    if (flush_out(w))
+    flush_out(w);
+    writer_idle(w);
+    writer_stop(w);
+    if (w->failed)
         return -1;
     if (w->direct) {
         int rc = close(w->fd);
@@ -339,6 +463,7 @@ static int commit_output(writer *w, const char *path)
 
 static void close_output(writer *w)
 {
+    writer_stop(w);
     if (w->direct && w->fd >= 0)
         close(w->fd);
     if (w->tmp) {
@@ -348,6 +473,8 @@ static void close_output(writer *w)
         free(w->tmp);
     }
     free(w->buf);
+    free(w->spare);
+    free(w->pending);
     memset(w, 0, sizeof *w);
 }
 
@@ -386,7 +513,7 @@ static int run(const options *o)
     log_event("info", "roastery forecast %s: %s model in %s (horizon %d), %ld thread(s)",
               ROASTERY_VERSION, forecast_gen_model_algorithm(m), o->model,
               forecast_gen_model_horizon(m), o->threads);
-    train_data_options lo = {.stop = &stop_signal};
+    train_data_options lo = {.stop = &stop_signal, .skip_sha256 = 1};
     rc = train_data_load(o->input, &lo, &d, err, sizeof err);
     if (rc == RST_EUNAVAIL)
         goto stopped;
@@ -458,6 +585,10 @@ static int run(const options *o)
                   "forecast",
                   st.outlook_ignored);
     double secs = (double)(now_ms_monotonic() - t_start) / 1000.0;
+    if (!strcmp(forecast_gen_model_algorithm(m), "xgboost"))
+        log_event("info", "predicted by %s (%llu rows also by XGBoost, the same floats)",
+                  st.own_trees ? "roastery's tree evaluator" : "XGBoost",
+                  (unsigned long long)st.checked_rows);
     emit(json_pack("{s:s, s:I, s:I, s:s, s:i, s:s?, s:f, s:s, s:s, s:s, s:I, s:I, s:I}", "event",
                    "result", "rows", (json_int_t)st.rows, "series", (json_int_t)st.series, "start",
                    sd, "days", st.days, "model_version", o->version, "seconds", secs, "algorithm",

@@ -46,6 +46,14 @@ const char *forecast_gen_model_sha256(const forecast_gen_model *m);
  * lag): a forecast made at origin o needs days [o + 1 - need, o]. */
 int forecast_gen_model_history_days(const forecast_gen_model *m);
 
+/* Predicts rows rows of x (row-major, the model's features each, NaN =
+ * missing; borrowed) with forecast_gen's own evaluator of the model's trees
+ * into out, on threads threads. RST_OK, or RST_EINVAL when the model has no
+ * trees it evaluates (a baseline, an objective it does not know); then
+ * forecast_gen_run lets XGBoost predict. */
+int forecast_gen_model_predict(const forecast_gen_model *m, const float *x, size_t rows,
+                               int threads, float *out);
+
 /* NULL-safe. */
 void forecast_gen_model_free(forecast_gen_model *m);
 
@@ -113,6 +121,9 @@ typedef struct {
     size_t promoted_series_days;
     size_t outlook_used, outlook_ignored; /* outlook rows on / off the forecast's stores and days */
     size_t promotions_ignored;            /* promotion rows naming no store or product here */
+    int own_trees;         /* 1: forecast_gen's tree evaluator predicted (the same floats as
+                              XGBoost on every row checked); 0: XGBoost did */
+    uint64_t checked_rows; /* rows predicted by both and compared */
 } forecast_gen_stats;
 
 enum {

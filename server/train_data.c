@@ -13,10 +13,13 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define READ_CHUNK ((size_t)1 << 20)
@@ -104,6 +107,8 @@ typedef struct {
     uint8_t holiday; /* same */
 } rec;
 
+#define PRODUCT_CACHE 256
+
 typedef struct {
     sales_schema *schema;
     strtab stores, products, cities;
@@ -124,6 +129,14 @@ typedef struct {
     volatile sig_atomic_t *stop;
     char *err;
     size_t errlen;
+    /* products seen lately: interned name, its length and index */
+    const char *pcache_name[PRODUCT_CACHE];
+    size_t pcache_len[PRODUCT_CACHE];
+    long pcache_idx[PRODUCT_CACHE];
+    /* the last row's store and city (interned names) and their indexes */
+    const char *last_store, *last_city;
+    size_t last_store_len, last_city_len;
+    long last_s, last_c;
 } loader;
 
 static void set_err(loader *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -187,6 +200,8 @@ static uint32_t pair_index(loader *L, uint32_t store, uint32_t product)
     return (uint32_t)L->npairs++;
 }
 
+static int add_row(loader *L, const sales_row *r);
+
 static int on_row(loader *L, const csv_record *r)
 {
     sales_row row;
@@ -197,13 +212,38 @@ static int on_row(loader *L, const csv_record *r)
                 e[0].reason);
         return BAD_ROW;
     }
+    return add_row(L, &row);
+}
+
+/* Keeps a valid row. 0 or a callback status. */
+static int add_row(loader *L, const sales_row *rp)
+{
+    const sales_row row = *rp;
     if (L->nrecs >= TRAIN_DATA_MAX_ROWS) {
         set_err(L, "more than %llu data rows", (unsigned long long)TRAIN_DATA_MAX_ROWS);
         return TOO_BIG;
     }
-    int added;
-    long s = strtab_intern(&L->stores, row.store_id.s, row.store_id.len, &added);
-    long c = s < 0 ? -1 : strtab_intern(&L->cities, row.city.s, row.city.len, &(int){0});
+    int added = 0;
+    long s, c;
+    /* rows of one store come together in most files: the same names, the same indexes */
+    if (L->last_store && row.store_id.len == L->last_store_len &&
+        row.city.len == L->last_city_len &&
+        !memcmp(row.store_id.s, L->last_store, row.store_id.len) &&
+        !memcmp(row.city.s, L->last_city, row.city.len)) {
+        s = L->last_s;
+        c = L->last_c;
+    } else {
+        s = strtab_intern(&L->stores, row.store_id.s, row.store_id.len, &added);
+        c = s < 0 ? -1 : strtab_intern(&L->cities, row.city.s, row.city.len, &(int){0});
+        if (s >= 0 && c >= 0) {
+            L->last_store = L->stores.names[s];
+            L->last_store_len = row.store_id.len;
+            L->last_city = L->cities.names[c];
+            L->last_city_len = row.city.len;
+            L->last_s = s;
+            L->last_c = c;
+        }
+    }
     if (s < 0 || c < 0) {
         set_err(L, "more than %d distinct stores or cities", TRAIN_DATA_MAX_KEYS);
         return TOO_BIG;
@@ -219,7 +259,24 @@ static int on_row(loader *L, const csv_record *r)
     } else if (L->store_country[s] != row.country || L->store_city[s] != (uint32_t)c) {
         L->mismatches++;
     }
-    long p = strtab_intern(&L->products, row.product.s, row.product.len, &added);
+    /* a small direct-mapped cache before the table: few products, many rows */
+    const size_t pn = row.product.len;
+    const unsigned slot = (unsigned)(pn * 31 + (unsigned char)row.product.s[0] * 7 +
+                                     (unsigned char)row.product.s[pn - 1]) %
+                          PRODUCT_CACHE;
+    long p;
+    added = 0;
+    if (L->pcache_name[slot] && L->pcache_len[slot] == pn &&
+        !memcmp(L->pcache_name[slot], row.product.s, pn)) {
+        p = L->pcache_idx[slot];
+    } else {
+        p = strtab_intern(&L->products, row.product.s, row.product.len, &added);
+        if (p >= 0) {
+            L->pcache_name[slot] = L->products.names[p];
+            L->pcache_len[slot] = pn;
+            L->pcache_idx[slot] = p;
+        }
+    }
     if (p < 0) {
         set_err(L, "more than %d distinct products", TRAIN_DATA_MAX_KEYS);
         return TOO_BIG;
@@ -284,6 +341,380 @@ static void loader_free(loader *L)
     free(L->pair_idx);
     free(L->pairs);
     free(L->recs);
+}
+
+/* ---- the canonical fast path ------------------------------------------------------- */
+
+/* The canonical file (server/ingest.c writes it: SALES_CANONICAL_HEADER, one
+ * unquoted line per row, canonical spellings) is most of what the trainer and
+ * `roastery forecast` read, and the general CSV parser and the sales schema
+ * cost about 0.5 us per row. Lines of a file whose header is the canonical
+ * one (or its first 8 to 11 columns) are split on commas here and taken when
+ * every field has the canonical form, which sales_parse_row reads the same
+ * way; the first line that does not (quotes, spaces, other spellings, any
+ * error) sends the whole file back to the general path from its start, so
+ * the results and the errors are the general path's. */
+
+static const char *const canon_cols[] = {"date",     "store_id", "country",   "city",
+                                         "category", "product",  "quantity",  "unit_price",
+                                         "total",    "weather",  "promotion", "holiday"};
+#define CANON_MIN 8 /* date .. unit_price: the required columns */
+#define CANON_COLS 12
+
+/* The number of canonical columns the header line (without its end) names in
+ * order, CANON_MIN..CANON_COLS, or 0. */
+static int canon_header(const char *line, size_t n)
+{
+    size_t at = 0;
+    for (int k = 0; k < CANON_COLS; k++) {
+        size_t len = strlen(canon_cols[k]);
+        if (n - at < len || memcmp(line + at, canon_cols[k], len))
+            return 0;
+        at += len;
+        if (at == n)
+            return k + 1 >= CANON_MIN ? k + 1 : 0;
+        if (line[at++] != ',')
+            return 0;
+    }
+    return 0;
+}
+
+/* A name as text_field takes it unchanged: 1..SALES_MAX_TEXT_BYTES bytes, no
+ * control character, nothing trim() would remove. */
+static int canon_text(const char *s, size_t n)
+{
+    if (!n || n > SALES_MAX_TEXT_BYTES || s[0] == ' ' || s[n - 1] == ' ')
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7F || s[i] == '"')
+            return 0;
+    return 1;
+}
+
+/* An unsigned whole number of 1..10 digits into *v; 0 if not. */
+static int canon_uint(const char *s, size_t n, int64_t *v)
+{
+    if (!n || n > 10)
+        return 0;
+    int64_t x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        x = x * 10 + (s[i] - '0');
+    }
+    *v = x;
+    return 1;
+}
+
+/* digits[.d[d]] as cents, digits 1..12; 0 if not. */
+static int canon_cents(const char *s, size_t n, int64_t *cents)
+{
+    size_t dot = 0;
+    while (dot < n && s[dot] != '.')
+        dot++;
+    int64_t whole, frac = 0;
+    if (dot > 12 || !canon_uint(s, dot, &whole))
+        return 0;
+    if (dot < n) {
+        size_t nf = n - dot - 1;
+        if (nf < 1 || nf > 2)
+            return 0;
+        for (size_t i = 0; i < nf; i++) {
+            char c = s[dot + 1 + i];
+            if (c < '0' || c > '9')
+                return 0;
+            frac += (c - '0') * (i == 0 ? 10 : 1);
+        }
+    }
+    *cents = whole * 100 + frac;
+    return 1;
+}
+
+/* Index of s (n bytes) in names (exact spelling), or -1. */
+static int canon_word(const char *s, size_t n, const char *const *names, int count)
+{
+    for (int k = 0; k < count; k++)
+        if (strlen(names[k]) == n && !memcmp(s, names[k], n))
+            return k;
+    return -1;
+}
+
+/* Fills row from one line (no line end) of ncols canonical columns. 0, or -1
+ * when the line is not in canonical form or not valid (the general path then
+ * reads the file). */
+typedef struct {
+    char text[10]; /* the last date read, and its day */
+    int32_t day;
+    int valid;
+} date_cache;
+
+static int canon_row(const char *line, size_t n, int ncols, int32_t lo, int32_t hi, date_cache *dc,
+                     sales_row *row)
+{
+    const char *f[CANON_COLS];
+    size_t len[CANON_COLS];
+    int k = 0;
+    size_t start = 0;
+    /* a quote, CR or tab fails the field's check below (names: canon_text) */
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || line[i] == ',') {
+            if (k == ncols)
+                return -1;
+            f[k] = line + start;
+            len[k++] = i - start;
+            start = i + 1;
+        }
+    }
+    if (k != ncols)
+        return -1;
+    for (; k < CANON_COLS; k++) { /* absent columns read as empty */
+        f[k] = "";
+        len[k] = 0;
+    }
+    memset(row, 0, sizeof *row);
+    if (len[0] == 10 && dc->valid && !memcmp(f[0], dc->text, 10)) {
+        row->date = dc->day; /* rows of a day come together */
+    } else {
+        if (sales_parse_date(f[0], len[0], &row->date) || row->date < lo || row->date > hi)
+            return -1;
+        memcpy(dc->text, f[0], 10);
+        dc->day = row->date;
+        dc->valid = 1;
+    }
+    if (!canon_text(f[1], len[1]) || !canon_text(f[3], len[3]) || !canon_text(f[5], len[5]))
+        return -1;
+    row->store_id = (sales_str){f[1], len[1]};
+    row->city = (sales_str){f[3], len[3]};
+    row->product = (sales_str){f[5], len[5]};
+    static const char *const countries[] = {"USA", "Canada", "Mexico"};
+    static const char *const categories[] = {"Coffee", "Pastry", "Beverage", "Merchandise"};
+    static const char *const weathers[] = {"Sunny", "Rainy", "Snowy", "Cloudy", "Hot", "Cold"};
+    static const char *const flags[] = {"No", "Yes"};
+    int country = canon_word(f[2], len[2], countries, 3);
+    int category = canon_word(f[4], len[4], categories, 4);
+    if (country < 0 || category < 0)
+        return -1;
+    row->country = (sales_country)country;
+    row->category = (sales_category)category;
+    if (!canon_uint(f[6], len[6], &row->quantity) || row->quantity > SALES_MAX_QUANTITY ||
+        !canon_cents(f[7], len[7], &row->unit_price_cents) ||
+        row->unit_price_cents > SALES_MAX_PRICE_CENTS)
+        return -1;
+    int64_t want = row->quantity * row->unit_price_cents;
+    if (len[8]) {
+        int64_t t;
+        if (!canon_cents(f[8], len[8], &t) || t - want > 1 || want - t > 1)
+            return -1;
+        row->total_cents = t;
+        row->total_given = 1;
+    } else {
+        row->total_cents = want;
+    }
+    int w = len[9] ? canon_word(f[9], len[9], weathers, 6) : -1;
+    if (len[9] && w < 0)
+        return -1;
+    row->weather = len[9] ? (sales_weather)(w + 1) : SALES_WEATHER_NONE;
+    row->promotion = len[10] ? canon_word(f[10], len[10], flags, 2) : -1;
+    row->holiday = len[11] ? canon_word(f[11], len[11], flags, 2) : -1;
+    if ((len[10] && row->promotion < 0) || (len[11] && row->holiday < 0))
+        return -1;
+    return 0;
+}
+
+/* Reads the lines of data[0, len) with the fast path; *used gets the bytes of
+ * the whole lines consumed (the rest starts a line that goes on in the next
+ * chunk, unless last). 0, FAST_MISS when a line is not canonical, or an
+ * add_row status. */
+#define FAST_MISS 0x5705
+static int canon_lines(loader *L, const char *data, size_t len, int last, int ncols, uint64_t *rows,
+                       size_t *used)
+{
+    size_t at = 0;
+    int32_t lo, hi;
+    sales_parse_date(SALES_DEFAULT_MIN_DATE, 10, &lo);
+    sales_parse_date(SALES_DEFAULT_MAX_DATE, 10, &hi);
+    date_cache dc = {.valid = 0};
+    while (at < len) {
+        const char *nl = memchr(data + at, '\n', len - at);
+        if (!nl && !last)
+            break;
+        size_t n = nl ? (size_t)(nl - (data + at)) : len - at;
+        if (n) { /* empty lines are skipped, as the CSV parser does */
+            sales_row row;
+            if (canon_row(data + at, n, ncols, lo, hi, &dc, &row))
+                return FAST_MISS;
+            int rc = add_row(L, &row);
+            if (rc)
+                return rc;
+            (*rows)++;
+        }
+        at += n + (nl != NULL);
+    }
+    *used = at;
+    return 0;
+}
+
+#define NOT_CANON 0x5706
+
+/* The mapped fast path runs on two threads: one splits and checks lines into
+ * batches of rows (pointing into the mapping), the other adds them in file
+ * order, so the results are those of one thread. */
+#define BATCH_ROWS 8192
+#define NBATCH 4
+
+typedef struct {
+    sales_row *rows;
+    size_t n;
+    size_t end; /* file offset after the batch's last line */
+    int status; /* 0, FAST_MISS or STOPPED: the last batch */
+    int last, full;
+} batch;
+
+typedef struct {
+    const char *map;
+    size_t size, at;
+    int ncols;
+    volatile sig_atomic_t *stop;
+    EVP_MD_CTX *md;
+    size_t hashed; /* bytes given to md */
+    date_cache dc;
+    int32_t lo, hi; /* the accepted dates */
+    batch b[NBATCH];
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int quit;
+} splitter;
+
+/* Fills b with the next lines. */
+static void split_batch(splitter *S, batch *b)
+{
+    b->n = 0;
+    b->status = 0;
+    while (b->n < BATCH_ROWS && S->at < S->size) {
+        const char *line = S->map + S->at, *nl = memchr(line, '\n', S->size - S->at);
+        size_t n = nl ? (size_t)(nl - line) : S->size - S->at;
+        if (n) { /* empty lines are skipped, as the CSV parser does */
+            if (canon_row(line, n, S->ncols, S->lo, S->hi, &S->dc, &b->rows[b->n])) {
+                b->status = FAST_MISS;
+                break;
+            }
+            b->n++;
+        }
+        S->at += n + (nl != NULL);
+    }
+    if (!b->status && S->stop && *S->stop)
+        b->status = STOPPED;
+    b->end = S->at;
+    b->last = S->at >= S->size;
+    if (S->md) {
+        EVP_DigestUpdate(S->md, S->map + S->hashed, S->at - S->hashed);
+        S->hashed = S->at;
+    }
+}
+
+static void *split_main(void *arg)
+{
+    splitter *S = arg;
+    for (int k = 0;; k = (k + 1) % NBATCH) {
+        batch *b = &S->b[k];
+        pthread_mutex_lock(&S->lock);
+        while (b->full && !S->quit)
+            pthread_cond_wait(&S->cond, &S->lock);
+        int quit = S->quit;
+        pthread_mutex_unlock(&S->lock);
+        if (quit)
+            break;
+        split_batch(S, b);
+        pthread_mutex_lock(&S->lock);
+        b->full = 1;
+        pthread_cond_broadcast(&S->cond);
+        pthread_mutex_unlock(&S->lock);
+        if (b->status || b->last)
+            break;
+    }
+    return NULL;
+}
+
+/* The fast path over a regular file mapped in memory (no copy into a read
+ * buffer; pages behind the parser are unmapped as it goes, so the file does
+ * not add to the resident size). RST_OK with the rows added to L and counted
+ * in *rows; NOT_CANON when the header is not canonical or the file cannot be
+ * mapped (nothing was read); FAST_MISS (L then needs a reset), STOPPED, or an
+ * add_row or csv status. The header goes through p, for the schema. */
+static int load_mapped(loader *L, csv_parser *p, int fd, size_t size, EVP_MD_CTX *md,
+                       uint64_t *rows)
+{
+    char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED)
+        return NOT_CANON;
+    madvise(map, size, MADV_SEQUENTIAL);
+    int rc = RST_OK;
+    const char *nl = memchr(map, '\n', size < READ_CHUNK ? size : READ_CHUNK);
+    int ncols = nl ? canon_header(map, (size_t)(nl - map)) : 0;
+    if (!ncols) {
+        rc = NOT_CANON;
+        goto out;
+    }
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t at = (size_t)(nl - map) + 1, dropped = 0;
+    rc = csv_feed(p, map, at);
+    if (rc != RST_OK)
+        goto out;
+    splitter S = {.map = map, .size = size, .at = at, .ncols = ncols, .stop = L->stop, .md = md};
+    sales_parse_date(SALES_DEFAULT_MIN_DATE, 10, &S.lo);
+    sales_parse_date(SALES_DEFAULT_MAX_DATE, 10, &S.hi);
+    for (int k = 0; k < NBATCH; k++)
+        S.b[k].rows = xmalloc(BATCH_ROWS * sizeof *S.b[k].rows);
+    pthread_mutex_init(&S.lock, NULL);
+    pthread_cond_init(&S.cond, NULL);
+    pthread_t tid;
+    int threaded = pthread_create(&tid, NULL, split_main, &S) == 0;
+    for (int k = 0;; k = (k + 1) % NBATCH) {
+        batch *b = &S.b[k];
+        if (threaded) {
+            pthread_mutex_lock(&S.lock);
+            while (!b->full)
+                pthread_cond_wait(&S.cond, &S.lock);
+            pthread_mutex_unlock(&S.lock);
+        } else {
+            split_batch(&S, b); /* no thread: one batch at a time here */
+        }
+        for (size_t i = 0; i < b->n && rc == RST_OK; i++) {
+            rc = add_row(L, &b->rows[i]);
+            if (rc == RST_OK)
+                (*rows)++;
+        }
+        if (rc == RST_OK)
+            rc = b->status;
+        size_t drop = b->end / page * page;
+        if (drop > dropped) {
+            madvise(map + dropped, drop - dropped, MADV_DONTNEED);
+            dropped = drop;
+        }
+        int last = b->last;
+        pthread_mutex_lock(&S.lock);
+        b->full = 0;
+        if (rc != RST_OK)
+            S.quit = 1;
+        pthread_cond_broadcast(&S.cond);
+        pthread_mutex_unlock(&S.lock);
+        if (rc != RST_OK || last)
+            break;
+    }
+    if (threaded) {
+        pthread_mutex_lock(&S.lock);
+        S.quit = 1;
+        pthread_cond_broadcast(&S.cond);
+        pthread_mutex_unlock(&S.lock);
+        pthread_join(tid, NULL);
+    }
+    pthread_mutex_destroy(&S.lock);
+    pthread_cond_destroy(&S.cond);
+    for (int k = 0; k < NBATCH; k++)
+        free(S.b[k].rows);
+out:
+    munmap(map, size);
+    return rc;
 }
 
 /* ---- building the series ----------------------------------------------------------- */
@@ -636,11 +1067,15 @@ int train_data_load(const char *path, const train_data_options *o, train_data **
         err[0] = '\0';
     loader L;
     loader_init(&L, o ? o->stop : NULL, err, errlen);
+    const int hash = !(o && o->skip_sha256);
     int rc = RST_OK;
     csv_parser *p = NULL;
-    char *chunk = NULL;
+    char *buf = NULL;
     EVP_MD_CTX *md = NULL;
-    uint64_t bytes = 0;
+    uint64_t bytes = 0, rows = 0;
+    size_t have = 0; /* bytes in buf not consumed yet (fast path: a line's start) */
+    enum { UNDECIDED, FAST, GENERAL } mode = UNDECIDED;
+    int ncols = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
@@ -655,13 +1090,36 @@ int train_data_load(const char *path, const train_data_options *o, train_data **
         goto out;
     }
     p = csv_new(NULL, on_record, &L);
-    chunk = xmalloc(READ_CHUNK);
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0) {
+        rc = load_mapped(&L, p, fd, (size_t)sb.st_size, hash ? md : NULL, &rows);
+        if (rc == RST_OK || (rc != NOT_CANON && rc != FAST_MISS)) {
+            mode = FAST;
+            bytes = (uint64_t)sb.st_size;
+            goto done;
+        }
+        /* the general path, from the start */
+        if (rc == FAST_MISS) {
+            loader_free(&L);
+            loader_init(&L, o ? o->stop : NULL, err, errlen);
+        }
+        csv_free(p);
+        p = csv_new(NULL, on_record, &L);
+        if (lseek(fd, 0, SEEK_SET) != 0 || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+            snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+            rc = RST_EIO;
+            goto out;
+        }
+        mode = GENERAL;
+        rc = RST_OK;
+    }
+    buf = xmalloc(2 * READ_CHUNK);
     for (;;) {
         if (L.stop && *L.stop) {
             rc = STOPPED;
             break;
         }
-        ssize_t got = read(fd, chunk, READ_CHUNK);
+        ssize_t got = read(fd, buf + have, READ_CHUNK);
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
@@ -669,30 +1127,86 @@ int train_data_load(const char *path, const train_data_options *o, train_data **
             rc = RST_EIO;
             goto out;
         }
-        if (got == 0)
-            break;
         bytes += (uint64_t)got;
-        EVP_DigestUpdate(md, chunk, (size_t)got);
-        rc = csv_feed(p, chunk, (size_t)got);
-        if (rc != RST_OK)
+        if (hash)
+            EVP_DigestUpdate(md, buf + have, (size_t)got);
+        if (mode == GENERAL) {
+            if (got == 0)
+                break;
+            rc = csv_feed(p, buf, (size_t)got);
+            if (rc != RST_OK)
+                break;
+            continue;
+        }
+        have += (size_t)got;
+        const int last = got == 0;
+        if (mode == UNDECIDED) {
+            const char *nl = memchr(buf, '\n', have);
+            if (!nl && !last && have < READ_CHUNK)
+                continue;
+            size_t hl = nl ? (size_t)(nl - buf) : have;
+            ncols = nl ? canon_header(buf, hl) : 0;
+            if (!ncols) {
+                mode = GENERAL;
+                rc = csv_feed(p, buf, have);
+                have = 0;
+                if (rc != RST_OK || last)
+                    break;
+                continue;
+            }
+            /* the header through the parser: the same schema as the general path */
+            mode = FAST;
+            rc = csv_feed(p, buf, hl + 1);
+            if (rc != RST_OK)
+                break;
+            memmove(buf, buf + hl + 1, have - hl - 1);
+            have -= hl + 1;
+        }
+        size_t used = 0;
+        rc = canon_lines(&L, buf, have, last, ncols, &rows, &used);
+        if (rc == 0) {
+            memmove(buf, buf + used, have - used);
+            have -= used;
+            if (have > READ_CHUNK) /* a line of more than 1 MiB is not canonical */
+                rc = FAST_MISS;
+        }
+        if (rc == FAST_MISS) {
+            /* the general path, from the start */
+            loader_free(&L);
+            loader_init(&L, o ? o->stop : NULL, err, errlen);
+            csv_free(p);
+            p = csv_new(NULL, on_record, &L);
+            if (lseek(fd, 0, SEEK_SET) != 0 || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+                snprintf(err, errlen, "cannot read %s again: %s", path, strerror(errno));
+                rc = RST_EIO;
+                goto out;
+            }
+            bytes = 0;
+            have = 0;
+            mode = GENERAL;
+            rc = RST_OK;
+            continue;
+        }
+        if (rc != 0 || last)
             break;
     }
+done:
     rc = finish(&L, p, rc, out, err, errlen);
     if (rc == RST_OK) {
         unsigned char h[EVP_MAX_MD_SIZE];
         unsigned hl = 0;
         EVP_DigestFinal_ex(md, h, &hl);
-        for (unsigned i = 0; i < hl && i < 32; i++)
+        for (unsigned i = 0; hash && i < hl && i < 32; i++)
             snprintf((*out)->sha256 + 2 * i, 3, "%02x", h[i]);
         (*out)->bytes = bytes;
-        (*out)->rows = csv_records(p) - 1;
+        (*out)->rows = mode == FAST ? rows : csv_records(p) - 1;
     }
 out:
     if (fd >= 0)
         close(fd);
     EVP_MD_CTX_free(md);
     csv_free(p);
-    free(chunk);
+    free(buf);
     loader_free(&L);
     return rc;
 }

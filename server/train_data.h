@@ -59,6 +59,7 @@ typedef struct {
     /* Checked between chunks: loading stops with RST_EUNAVAIL once it is non-zero.
      * May be NULL. Borrowed. */
     volatile sig_atomic_t *stop;
+    int skip_sha256; /* 1: leave sha256 empty (a caller that does not report it) */
 } train_data_options;
 
 /* Reads path. Returns RST_OK with *out (new: caller frees with train_data_free);

@@ -162,46 +162,57 @@ static double span(const double *pre, int64_t a, int64_t b)
     return pre[b + 1] - pre[a];
 }
 
-static float select_k(float *v, int n, int k)
+/* The w values of q ending at day end, sorted, kept up to date as end moves
+ * on by one day (rows of a series come day after day): the medians without a
+ * selection over the window per row. */
+typedef struct {
+    float v[28];
+    int w;
+    int64_t end; /* -1: not filled */
+} sorted_window;
+
+static void window_fill(sorted_window *s, const float *q, int64_t end)
 {
-    int lo = 0, hi = n - 1;
-    while (lo < hi) {
-        float pivot = v[(lo + hi) / 2];
-        int i = lo, j = hi;
-        while (i <= j) {
-            while (v[i] < pivot)
-                i++;
-            while (v[j] > pivot)
-                j--;
-            if (i <= j) {
-                float t = v[i];
-                v[i] = v[j];
-                v[j] = t;
-                i++;
-                j--;
-            }
-        }
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
-        else
-            break;
+    for (int i = 0; i < s->w; i++) {
+        float x = q[end - s->w + 1 + i];
+        int j = i;
+        for (; j > 0 && x < s->v[j - 1]; j--)
+            s->v[j] = s->v[j - 1];
+        s->v[j] = x;
     }
-    return v[k];
+    s->end = end;
 }
 
-static float median(const float *q, int64_t end, int w)
+/* Moves the window to end (filling it afresh unless end is the next day). */
+static void window_to(sorted_window *s, const float *q, int64_t end)
 {
-    float v[28];
-    memcpy(v, q + end - w + 1, (size_t)w * sizeof *v);
-    if (w % 2)
-        return select_k(v, w, w / 2);
-    float hi = select_k(v, w, w / 2), lo = v[0];
-    for (int i = 1; i < w / 2; i++) /* after the selection, the lower half is left of w/2 */
-        if (v[i] > lo)
-            lo = v[i];
-    return (lo + hi) / 2.0f;
+    if (s->end < 0 || end != s->end + 1) {
+        window_fill(s, q, end);
+        return;
+    }
+    float out = q[end - s->w], in = q[end];
+    int i = 0;
+    while (i < s->w && memcmp(&s->v[i], &out, sizeof out))
+        i++;
+    if (i == s->w) { /* not found: only a NaN compares unequal to itself */
+        window_fill(s, q, end);
+        return;
+    }
+    /* close the gap at i, then insert in keeping the order */
+    memmove(&s->v[i], &s->v[i + 1], (size_t)(s->w - 1 - i) * sizeof *s->v);
+    int j = s->w - 1;
+    for (; j > 0 && in < s->v[j - 1]; j--)
+        s->v[j] = s->v[j - 1];
+    s->v[j] = in;
+    s->end = end;
+}
+
+/* median() of the window: the middle value, or the mean of the two middle ones. */
+static float window_median(const sorted_window *s)
+{
+    if (s->w % 2)
+        return s->v[s->w / 2];
+    return (s->v[s->w / 2 - 1] + s->v[s->w / 2]) / 2.0f;
 }
 
 static float code_of(const int32_t *map, uint32_t v)
@@ -233,6 +244,7 @@ static void fill_series(const job *J, size_t i, double *pre, double *pre2, doubl
     const float category = (float)d->product_category[p];
     const float city = code_of(f->city_code, d->store_city[s]);
     const float country = (float)d->store_country[s];
+    sorted_window w7 = {.w = 7, .end = -1}, w28 = {.w = 28, .end = -1};
     for (int64_t t = J->t0; t < J->t1; t++) {
         const size_t row = (size_t)(t - J->t0) * d->nseries + i;
         float *o = J->x + row * (size_t)f->nfeat;
@@ -250,8 +262,18 @@ static void fill_series(const job *J, size_t i, double *pre, double *pre2, doubl
         float mean28 = MEAN(e - 27, e);
         o[k++] = mean28;
         o[k++] = MEAN(e - 83, e);
-        o[k++] = e - 6 >= 0 ? median(q, e, 7) : NAN;
-        o[k++] = e - 27 >= 0 ? median(q, e, 28) : NAN;
+        if (e - 6 >= 0) {
+            window_to(&w7, q, e);
+            o[k++] = window_median(&w7);
+        } else {
+            o[k++] = NAN;
+        }
+        if (e - 27 >= 0) {
+            window_to(&w28, q, e);
+            o[k++] = window_median(&w28);
+        } else {
+            o[k++] = NAN;
+        }
         if (e - 27 >= 0) {
             double sum = span(pre, e - 27, e), sq = span(pre2, e - 27, e);
             double var = (sq - sum * sum / 28.0) / 27.0;
@@ -319,6 +341,11 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* Fills x (and y unless NULL) for days [t0, t1), already clamped. 0, or -1
+ * when stop became non-zero. */
+static int fill(const train_features *f, const train_data *d, int32_t t0, int32_t t1, int threads,
+                volatile sig_atomic_t *stop, float *x, float *y);
+
 float *train_features_matrix(const train_features *f, const train_data *d, int32_t t0, int32_t t1,
                              int threads, volatile sig_atomic_t *stop, float **labels)
 {
@@ -338,6 +365,31 @@ float *train_features_matrix(const train_features *f, const train_data *d, int32
         free(y);
         return NULL;
     }
+    if (fill(f, d, t0, t1, threads, stop, x, y)) {
+        free(x);
+        free(y);
+        return NULL;
+    }
+    if (labels)
+        *labels = y;
+    return x;
+}
+
+int train_features_fill(const train_features *f, const train_data *d, int32_t t0, int32_t t1,
+                        int threads, volatile sig_atomic_t *stop, float *x)
+{
+    if (t0 < 0)
+        t0 = 0;
+    if (t1 > d->ndays)
+        t1 = d->ndays;
+    if (t1 < t0)
+        t1 = t0;
+    return fill(f, d, t0, t1, threads, stop, x, NULL);
+}
+
+static int fill(const train_features *f, const train_data *d, int32_t t0, int32_t t1, int threads,
+                volatile sig_atomic_t *stop, float *x, float *y)
+{
     int first_year;
     {
         int m, dd;
@@ -379,14 +431,7 @@ float *train_features_matrix(const train_features *f, const train_data *d, int32
     free(jobs);
     free(tids);
     free(cal);
-    if (stopped) {
-        free(x);
-        free(y);
-        return NULL;
-    }
-    if (labels)
-        *labels = y;
-    return x;
+    return stopped ? -1 : 0;
 }
 
 /* ---- the specification ------------------------------------------------------------ */

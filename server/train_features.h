@@ -56,6 +56,12 @@ int32_t train_features_first_day(const train_features *f);
 float *train_features_matrix(const train_features *f, const train_data *d, int32_t t0, int32_t t1,
                              int threads, volatile sig_atomic_t *stop, float **labels);
 
+/* The same rows into x (caller's: nseries x (t1 - t0) x nfeat floats, days
+ * clamped as above), without labels: a caller that fills block after block
+ * keeps one buffer. 0, or -1 when stop became non-zero. */
+int train_features_fill(const train_features *f, const train_data *d, int32_t t0, int32_t t1,
+                        int threads, volatile sig_atomic_t *stop, float *x);
+
 /* The specification written to features.json: names, types, what each one
  * reads, known inputs, and the categorical levels with their codes.
  * new: caller json_decref's. */

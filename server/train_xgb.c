@@ -361,6 +361,38 @@ out:
     return rc;
 }
 
+int train_xgb_predict_dense(train_xgb *m, const float *x, size_t rows, int nfeat, float *out,
+                            char *err, size_t errlen)
+{
+    int rc = RST_OK;
+    if (!rows)
+        return RST_OK;
+    /* numpy's __array_interface__ (version 3): XGBoost reads the rows in place,
+     * no DMatrix copy; NaN is missing, as in train_xgb_predict's matrix */
+    char values[200];
+    snprintf(values, sizeof values,
+             "{\"data\": [%llu, true], \"shape\": [%llu, %d], \"typestr\": \"<f4\", "
+             "\"version\": 3}",
+             (unsigned long long)(uintptr_t)x, (unsigned long long)rows, nfeat);
+    const bst_ulong *shape = NULL;
+    bst_ulong dim = 0;
+    const float *res = NULL;
+    TRY(XGBoosterPredictFromDense(m->booster, values,
+                                  "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, "
+                                  "\"iteration_end\": 0, \"strict_shape\": false, "
+                                  "\"missing\": NaN, \"cache_id\": 0}",
+                                  NULL, &shape, &dim, &res),
+        "prediction");
+    if (dim < 1 || shape[0] != rows) {
+        snprintf(err, errlen, "xgboost: prediction has an unexpected shape");
+        rc = RST_EIO;
+        goto out;
+    }
+    memcpy(out, res, rows * sizeof *out);
+out:
+    return rc;
+}
+
 int train_xgb_save(train_xgb *m, char **json, size_t *len, char *err, size_t errlen)
 {
     int rc = RST_OK;

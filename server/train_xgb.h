@@ -61,6 +61,13 @@ int train_xgb_fit(const train_xgb_params *p, const train_xgb_schema *schema,
 int train_xgb_predict(train_xgb *m, const train_xgb_set *set, int nfeat, int threads, float *out,
                       char *err, size_t errlen);
 
+/* The same prediction from x (rows x nfeat floats, row-major, NaN = missing,
+ * borrowed) read in place by XGBoost (XGBoosterPredictFromDense: no DMatrix
+ * copy), on the threads given to train_xgb_load; the same floats as
+ * train_xgb_predict. Not for concurrent calls on one model. RST_OK or RST_EIO. */
+int train_xgb_predict_dense(train_xgb *m, const float *x, size_t rows, int nfeat, float *out,
+                            char *err, size_t errlen);
+
 /* The model as XGBoost JSON. new: *json, caller frees with free(). RST_OK or RST_EIO. */
 int train_xgb_save(train_xgb *m, char **json, size_t *len, char *err, size_t errlen);
 

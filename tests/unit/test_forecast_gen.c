@@ -2,7 +2,10 @@
  * shape of the output, the trainer's own backtest reproduced from the same
  * inputs, no leakage from days after the origin, promotions and the weather
  * outlook, a later --start, blocks of any size, stdout, the baselines, and
- * every refusal with its exit status. */
+ * every refusal with its exit status; the speed-ups give the same bytes:
+ * XGBoost's in-place prediction and forecast_gen's tree evaluator against
+ * XGBoost's DMatrix prediction, the hand-made 3 decimals against printf, the
+ * canonical fast path of train_data_load against the general CSV path. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -25,6 +28,8 @@
 #include "salesgen.h"
 #include "train_data.h"
 #include "train_report.h"
+#include "train_features.h"
+#include "train_xgb.h"
 #include "trainer.h"
 #include "util.h"
 
@@ -593,6 +598,10 @@ static void test_blocks(void **state)
     assert_int_equal(forecast_gen_run(m, d, NULL, &o, collect_rows, &a, &st, err, sizeof err), 0);
     assert_int_equal(a.blocks, 9);
     assert_int_equal(st.rows, 126);
+    /* the tree evaluator predicted, checked against XGBoost on the first block
+     * whole and on every other */
+    assert_int_equal(st.own_trees, 1);
+    assert_int_equal(st.checked_rows, 126);
     o.block_rows = 0;
     o.threads = 1;
     assert_int_equal(forecast_gen_run(m, d, NULL, &o, collect_rows, &b, &st, err, sizeof err), 0);
@@ -713,13 +722,303 @@ static void test_refusals(void **state)
     free(o);
 }
 
+/* XGBoost's in-place (dense) prediction and forecast_gen's own tree evaluator
+ * give the floats of XGBoost's DMatrix prediction, bit for bit, on every
+ * feature row of the history, also with missing and odd categories. */
+static void test_predictors(void **state)
+{
+    (void)state;
+    char err[300];
+    train_data *d = NULL;
+    forecast_gen_model *m = NULL;
+    train_xgb *x = NULL;
+    assert_int_equal(train_data_load(csv, NULL, &d, err, sizeof err), RST_OK);
+    assert_int_equal(forecast_gen_model_load(model_xgb, 2, &m, err, sizeof err), RST_OK);
+    char *mp = in_tmp("xgb/model.json"), *fp = in_tmp("xgb/features.json");
+    assert_int_equal(train_xgb_load(mp, 2, &x, err, sizeof err), RST_OK);
+    json_t *spec = json_load_file(fp, 0, NULL);
+    assert_non_null(spec);
+    train_features f;
+    memset(&f, 0, sizeof f);
+    assert_int_equal(train_features_bind(&f, spec, d, err, sizeof err), RST_OK);
+    float *mx = train_features_matrix(&f, d, 0, d->ndays, 2, NULL, NULL);
+    assert_non_null(mx);
+    const size_t rows = d->nseries * (size_t)d->ndays, nf = (size_t)f.nfeat;
+    /* every second row again with odd values in the categorical columns:
+     * missing, unseen, negative, fractional, past the bitsets, huge */
+    const float odd[] = {NAN, 999, -1, 2.5f, 31.0f, 64.0f, 1e9f, -0.0f};
+    const size_t total = rows + rows / 2;
+    mx = xrealloc(mx, total * nf * sizeof *mx);
+    for (size_t r = 0; r < rows / 2; r++) {
+        float *to = mx + (rows + r) * nf;
+        memcpy(to, mx + 2 * r * nf, nf * sizeof *to);
+        for (size_t k = 0; k < nf; k++)
+            if (f.types[k] == 'c' && (r + k) % 3 == 0)
+                to[k] = odd[(r + k) % (sizeof odd / sizeof *odd)];
+    }
+    float *a = xmalloc(total * sizeof *a), *b = xmalloc(total * sizeof *b),
+          *c = xmalloc(total * sizeof *c);
+    train_xgb_set set = {mx, NULL, total};
+    assert_int_equal(train_xgb_predict(x, &set, f.nfeat, 2, a, err, sizeof err), RST_OK);
+    assert_int_equal(train_xgb_predict_dense(x, mx, total, f.nfeat, b, err, sizeof err), RST_OK);
+    assert_int_equal(forecast_gen_model_predict(m, mx, total, 2, c), RST_OK);
+    assert_memory_equal(a, b, total * sizeof *a);
+    assert_memory_equal(a, c, total * sizeof *a);
+    /* any number of rows and threads (the evaluator walks rows in groups) */
+    for (size_t n = 1; n < 40; n += 3) {
+        assert_int_equal(forecast_gen_model_predict(m, mx + 5 * nf, n, 3, c), RST_OK);
+        assert_memory_equal(a + 5, c, n * sizeof *c);
+    }
+    /* a baseline has no trees */
+    forecast_gen_model *ma = NULL;
+    assert_int_equal(forecast_gen_model_load(model_ma, 1, &ma, err, sizeof err), RST_OK);
+    assert_int_equal(forecast_gen_model_predict(ma, mx, 1, 1, c), RST_EINVAL);
+    forecast_gen_model_free(ma);
+    free(a);
+    free(b);
+    free(c);
+    free(mx);
+    train_features_clear(&f);
+    json_decref(spec);
+    train_xgb_free(x);
+    free(mp);
+    free(fp);
+    forecast_gen_model_free(m);
+    train_data_free(d);
+}
+
+/* The hand-made numbers are printf's "%.3f", rounding ties of the binary
+ * value included. */
+static void test_three_decimals(void **state)
+{
+    (void)state;
+    char *store = xstrdup("S"), *product = xstrdup("P");
+    uint32_t zero = 0;
+    train_data h;
+    memset(&h, 0, sizeof h);
+    h.series_store = &zero;
+    h.series_product = &zero;
+    const char dates[1][11] = {"2024-01-01"};
+    float v[5];
+    float bounds[4];
+    forecast_gen_block b = {.history = &h,
+                            .nseries = 1,
+                            .ndays = 1,
+                            .forecast = v,
+                            .bounds = bounds,
+                            .store_csv = &store,
+                            .product_csv = &product,
+                            .dates = dates};
+    uint64_t seed = 42;
+    for (long k = 0; k < 2000000; k++) {
+        float x;
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        uint32_t r = (uint32_t)(seed >> 32);
+        switch (k % 5) {
+        case 0: /* near a tie at the fourth decimal */
+            x = (float)((double)(r % 10000000) / 1000.0 + 0.0005);
+            break;
+        case 1: /* exact thousandths and their float neighbours */
+            x = nextafterf((float)((double)(r % 1000000) / 1000.0), r & 1 ? INFINITY : 0);
+            break;
+        case 2: /* any positive float up to 1e9 */
+            memcpy(&x, &r, sizeof x);
+            x = fabsf(x);
+            if (!(x < 1e9f))
+                x = (float)(r % 1000);
+            break;
+        case 3: /* small */
+            x = (float)(r % 100000) / 1e7f;
+            break;
+        default:
+            x = (float)(r % 100000) / 8.0f; /* exact binary fractions, some ties */
+        }
+        v[0] = x;
+        for (int q = 0; q < 4; q++)
+            bounds[q] = x * (float)(q + 1) / 3.0f;
+        char line[FORECAST_GEN_MAX_LINE + 1], want[200];
+        size_t n = forecast_gen_format_row(line, &b, 0, 0);
+        line[n] = '\0';
+        snprintf(want, sizeof want, "S,P,2024-01-01,%.3f,%.3f,%.3f,%.3f,%.3f\n", (double)v[0],
+                 (double)bounds[0], (double)bounds[1], (double)bounds[2], (double)bounds[3]);
+        if (strcmp(line, want))
+            fail_msg("%.9g: '%s' != '%s'", (double)x, line, want);
+    }
+    free(store);
+    free(product);
+}
+
+/* Two loads of the same history: the same series, arrays and counts. */
+static void assert_same_data(const train_data *a, const train_data *b)
+{
+    assert_int_equal(a->first_day, b->first_day);
+    assert_int_equal(a->ndays, b->ndays);
+    assert_int_equal(a->nseries, b->nseries);
+    assert_int_equal(a->nstores, b->nstores);
+    assert_int_equal(a->nproducts, b->nproducts);
+    assert_int_equal(a->ncities, b->ncities);
+    assert_int_equal(a->nholidays, b->nholidays);
+    assert_int_equal(a->rows, b->rows);
+    assert_int_equal(a->mismatches, b->mismatches);
+    const size_t N = a->nseries * (size_t)a->ndays, S = a->nstores * (size_t)a->ndays;
+    for (size_t s = 0; s < a->nstores; s++) {
+        assert_string_equal(a->store_ids[s], b->store_ids[s]);
+        assert_int_equal(a->store_country[s], b->store_country[s]);
+        assert_int_equal(a->store_city[s], b->store_city[s]);
+    }
+    for (size_t p = 0; p < a->nproducts; p++) {
+        assert_string_equal(a->product_names[p], b->product_names[p]);
+        assert_int_equal(a->product_category[p], b->product_category[p]);
+    }
+    for (size_t c = 0; c < a->ncities; c++)
+        assert_string_equal(a->city_names[c], b->city_names[c]);
+    assert_memory_equal(a->series_store, b->series_store, a->nseries * sizeof *a->series_store);
+    assert_memory_equal(a->series_product, b->series_product,
+                        a->nseries * sizeof *a->series_product);
+    assert_memory_equal(a->qty, b->qty, N * sizeof *a->qty);
+    assert_memory_equal(a->price, b->price, N * sizeof *a->price);
+    assert_memory_equal(a->promo, b->promo, N);
+    assert_memory_equal(a->weather, b->weather, S);
+    assert_memory_equal(a->holiday, b->holiday, S);
+    assert_memory_equal(a->holiday_name, b->holiday_name, S * sizeof *a->holiday_name);
+    assert_memory_equal(a->holiday_next, b->holiday_next, S);
+    assert_memory_equal(a->holiday_last, b->holiday_last, S);
+}
+
+/* new: the generated history rewritten as the canonical file (server/ingest.c's
+ * column order), keeping its first ncols columns. */
+static char *canonical(int ncols, size_t *len)
+{
+    char *text = slurp(csv, NULL);
+    buf_t b;
+    buf_init(&b, 0);
+    static const char *const names[] = {"date",     "store_id", "country",   "city",
+                                        "category", "product",  "quantity",  "unit_price",
+                                        "total",    "weather",  "promotion", "holiday"};
+    static const int from[] = {1, 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}; /* generator's order */
+    for (int k = 0; k < ncols; k++)
+        buf_printf(&b, "%s%s", k ? "," : "", names[k]);
+    buf_puts(&b, "\n");
+    char *save = NULL;
+    int first = 1;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (first) { /* the generator's header */
+            first = 0;
+            continue;
+        }
+        char *f[12];
+        int nf = 0;
+        for (char *p = line; nf < 12; nf++) {
+            f[nf] = p;
+            char *c = strchr(p, ',');
+            if (!c) {
+                nf++;
+                break;
+            }
+            *c = '\0';
+            p = c + 1;
+        }
+        assert_int_equal(nf, 12);
+        for (int k = 0; k < ncols; k++)
+            buf_printf(&b, "%s%s", k ? "," : "", f[from[k]]);
+        buf_puts(&b, "\n");
+    }
+    free(text);
+    *len = b.len;
+    return b.data;
+}
+
+/* train_data_load's fast path for canonical files reads what the general CSV
+ * path reads (train_data_load_buffer always takes the general path), and a
+ * file with a line it does not take is read by the general path whole. */
+static void test_canonical_fast_path(void **state)
+{
+    (void)state;
+    char err[300], err2[300];
+    for (int ncols = 8; ncols <= 12; ncols += 4) {
+        size_t len;
+        char *text = canonical(ncols, &len);
+        char *path = in_tmp("canonical.csv");
+        spit(path, text);
+        train_data *a = NULL, *b = NULL;
+        assert_int_equal(train_data_load(path, NULL, &a, err, sizeof err), RST_OK);
+        assert_int_equal(train_data_load_buffer(text, len, &b, err, sizeof err), RST_OK);
+        assert_same_data(a, b);
+        assert_string_equal(a->sha256, b->sha256);
+        assert_int_equal(a->bytes, len);
+        train_data_free(a);
+        /* no hash when asked */
+        train_data_options o = {.skip_sha256 = 1};
+        assert_int_equal(train_data_load(path, &o, &a, err, sizeof err), RST_OK);
+        assert_string_equal(a->sha256, "");
+        assert_same_data(a, b);
+        train_data_free(a);
+
+        /* a quoted name, spaces, other spellings, CRLF: the general path, the same data */
+        for (size_t k = 0; k < 3; k++) {
+            buf_t t;
+            buf_init(&t, 0);
+            char *nl = strchr(text, '\n'), *second = strchr(nl + 1, '\n');
+            buf_append(&t, text, (size_t)(nl + 1 - text));
+            /* the first data line's store quoted / spaced / CR ended */
+            char *line = xstrndup(nl + 1, (size_t)(second - nl - 1));
+            char *comma = strchr(line, ','), *rest = strchr(comma + 1, ',');
+            buf_append(&t, line, (size_t)(comma + 1 - line));
+            char *store = xstrndup(comma + 1, (size_t)(rest - comma - 1));
+            if (k == 0)
+                buf_printf(&t, "\"%s\"%s", store, rest);
+            else if (k == 1)
+                buf_printf(&t, " %s%s", store, rest);
+            else
+                buf_printf(&t, "%s%s\r", store, rest);
+            buf_puts(&t, "\n");
+            buf_puts(&t, second + 1);
+            free(store);
+            free(line);
+            spit(path, t.data);
+            assert_int_equal(train_data_load(path, NULL, &a, err, sizeof err), RST_OK);
+            train_data *c = NULL;
+            assert_int_equal(train_data_load_buffer(t.data, t.len, &c, err, sizeof err), RST_OK);
+            assert_same_data(a, c);
+            assert_same_data(a, b);
+            train_data_free(a);
+            train_data_free(c);
+            buf_free(&t);
+        }
+        /* a bad last line: the general path's error */
+        buf_t t;
+        buf_init(&t, 0);
+        buf_append(&t, text, len);
+        buf_puts(&t, "2023-12-31,US-X,USA,Somewhere,Coffee,Latte,-3,1.00");
+        for (int k = 8; k < ncols; k++)
+            buf_puts(&t, ",");
+        buf_puts(&t, "\n");
+        spit(path, t.data);
+        assert_int_equal(train_data_load(path, NULL, &a, err, sizeof err), RST_EINVAL);
+        assert_int_equal(train_data_load_buffer(t.data, t.len, &a, err2, sizeof err2), RST_EINVAL);
+        assert_string_equal(err, err2);
+        assert_non_null(strstr(err, "quantity"));
+        buf_free(&t);
+        train_data_free(b);
+        free(path);
+        free(text);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shape),       cmocka_unit_test(test_reproduces_the_backtest),
-        cmocka_unit_test(test_no_leakage),  cmocka_unit_test(test_promotions_and_outlook),
-        cmocka_unit_test(test_later_start), cmocka_unit_test(test_blocks),
-        cmocka_unit_test(test_baselines),   cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_shape),
+        cmocka_unit_test(test_reproduces_the_backtest),
+        cmocka_unit_test(test_no_leakage),
+        cmocka_unit_test(test_promotions_and_outlook),
+        cmocka_unit_test(test_later_start),
+        cmocka_unit_test(test_blocks),
+        cmocka_unit_test(test_baselines),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_predictors),
+        cmocka_unit_test(test_three_decimals),
+        cmocka_unit_test(test_canonical_fast_path),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
