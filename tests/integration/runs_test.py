@@ -90,7 +90,8 @@ class RunsBase(unittest.TestCase):
 class RunsTest(RunsBase):
     def test_a_xgboost_run_end_to_end(self):
         run = self.start({"params": {"num_round": 60}})
-        self.assertEqual(run["state"], "queued")
+        # an idle worker may have taken it before the answer was written
+        self.assertIn(run["state"], ("queued", "preparing", "running"))
         done = self.wait(run["id"])
         self.assertEqual(done["state"], "completed", done.get("error"))
         for t in ("queued_at", "preparing_at", "running_at", "finished_at"):
