@@ -575,6 +575,34 @@ void artifacts_reader_close(artifact_reader *r)
     free(r);
 }
 
+int artifacts_fetch(artifact_store *s, const char *key, const char *path)
+{
+    artifact_reader *rd = NULL;
+    int rc = artifacts_reader_open(s, key, 0, 0, &rd);
+    if (rc)
+        return rc == RST_ENOTFOUND ? RST_ENOTFOUND : RST_EIO;
+    char *tmp = xasprintf("%s.part", path);
+    FILE *f = fopen(tmp, "wb");
+    rc = f ? RST_OK : RST_EIO;
+    char *chunk = xmalloc(1 << 20);
+    size_t got = 0;
+    while (rc == RST_OK && (rc = artifacts_reader_read(rd, chunk, 1 << 20, &got)) == RST_OK && got)
+        if (fwrite(chunk, 1, got, f) != got)
+            rc = RST_EIO;
+    free(chunk);
+    artifacts_reader_close(rd);
+    if (f && fclose(f))
+        rc = RST_EIO;
+    if (rc == RST_OK && rename(tmp, path))
+        rc = RST_EIO;
+    if (rc) {
+        unlink(tmp);
+        rc = RST_EIO;
+    }
+    free(tmp);
+    return rc;
+}
+
 /* ------------------------------------------------------- stat, list, delete */
 
 int artifacts_stat(artifact_store *s, const char *key, uint64_t *size)

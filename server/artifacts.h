@@ -73,6 +73,11 @@ int artifacts_reader_read(artifact_reader *r, void *buf, size_t cap, size_t *got
 /* NULL-safe. */
 void artifacts_reader_close(artifact_reader *r);
 
+/* Copies key into the local file path, whole or not at all (written to path.part, then renamed),
+ * with a heap buffer (callers include HTTP threads). RST_OK, RST_ENOTFOUND when key is absent,
+ * else RST_EIO. */
+int artifacts_fetch(artifact_store *s, const char *key, const char *path);
+
 /* Size of key. RST_ENOTFOUND when absent. */
 int artifacts_stat(artifact_store *s, const char *key, uint64_t *size);
 

@@ -269,31 +269,11 @@ int azure_exec_download(const char *key, const char *path, char *err, size_t err
     if (rc)
         return rc;
     char *blob = azure_exec_datastore_path(key);
-    artifact_reader *rd = NULL;
-    rc = artifacts_reader_open(ds, blob, 0, 0, &rd);
+    rc = artifacts_fetch(ds, blob, path);
     free(blob);
-    if (rc) {
+    if (rc == RST_ENOTFOUND)
         snprintf(err, errlen, "%s is not in the datastore", key);
-        return rc == RST_ENOTFOUND ? RST_ENOTFOUND : RST_EUNAVAIL;
-    }
-    char *tmp = xasprintf("%s.part", path);
-    FILE *f = fopen(tmp, "wb");
-    rc = f ? RST_OK : RST_EIO;
-    char *chunk = xmalloc(1 << 20);
-    size_t got = 0;
-    while (rc == RST_OK && (rc = artifacts_reader_read(rd, chunk, 1 << 20, &got)) == RST_OK && got)
-        if (fwrite(chunk, 1, got, f) != got)
-            rc = RST_EIO;
-    free(chunk);
-    artifacts_reader_close(rd);
-    if (f && fclose(f))
-        rc = RST_EIO;
-    if (rc == RST_OK && rename(tmp, path))
-        rc = RST_EIO;
-    if (rc) {
-        unlink(tmp);
+    else if (rc)
         snprintf(err, errlen, "cannot download %s from the datastore", key);
-    }
-    free(tmp);
     return rc;
 }

@@ -13,7 +13,6 @@
 #include "util.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,20 +112,6 @@ static compute_spec spec_of(const target *t)
 }
 
 /* ---- the working directory ------------------------------------------------ */
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)flag;
-    (void)f;
-    remove(path);
-    return 0;
-}
-
-static void rm_rf(const char *dir)
-{
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static char *workdir_of(const char *id)
 {
@@ -458,7 +443,7 @@ static ops_result provision(ops_ctx *ctx)
             r = ops_step(ctx, "apply", "terraform", "terraform apply of the saved plan", req,
                          step_apply, &j, &outputs);
         json_decref(req);
-        rm_rf(j.dir);
+        remove_tree(j.dir);
     }
     if (r == OPS_DONE) {
         finish_ready(c, &t, final, json_object_get(outputs, "outputs"));
@@ -496,7 +481,7 @@ static ops_result delete_compute(ops_ctx *ctx)
                      step_destroy, &j, NULL);
         json_decref(req);
         json_decref(j.root);
-        rm_rf(j.dir);
+        remove_tree(j.dir);
     } else if (module && !strcmp(t.executor, "dry-run")) {
         json_t *cmds = tf_commands(j.dir, 1);
         ops_plan(ctx, "destroy", "terraform", "terraform destroy -auto-approve",

@@ -10,10 +10,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +19,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 static const config *cfg;
 static artifact_store *store;
@@ -131,25 +127,6 @@ static int load_job(PGconn *c, const char *run, fc_job *j)
     return RST_OK;
 }
 
-static int copy_artifact(const char *key, const char *path)
-{
-    artifact_reader *rd = NULL;
-    if (artifacts_reader_open(store, key, 0, 0, &rd))
-        return RST_ENOTFOUND;
-    FILE *f = fopen(path, "wb");
-    int rc = f ? RST_OK : RST_EIO;
-    char *chunk = xmalloc(1 << 20);
-    size_t got = 0;
-    while (rc == RST_OK && (rc = artifacts_reader_read(rd, chunk, 1 << 20, &got)) == RST_OK && got)
-        if (fwrite(chunk, 1, got, f) != got)
-            rc = RST_EIO;
-    free(chunk);
-    artifacts_reader_close(rd);
-    if (f && fclose(f))
-        rc = RST_EIO;
-    return rc;
-}
-
 /* Writes the result of a query as CSV with a header (the planned promotions
  * and the weather outlook the generator reads). */
 static int write_query_csv(PGconn *c, const char *path, const char *header, const char *sql,
@@ -201,7 +178,7 @@ static int prepare_inputs(PGconn *c, fc_job *j, char *err, size_t errlen)
         char *key = xasprintf("projects/%s/runs/%s/artifacts/%s", j->project, j->train_run,
                               files[i]);
         char *path = xasprintf("%s/%s", j->workdir, files[i]);
-        int rc = copy_artifact(key, path);
+        int rc = artifacts_fetch(store, key, path);
         free(path);
         free(key);
         if (rc) {
@@ -213,7 +190,7 @@ static int prepare_inputs(PGconn *c, fc_job *j, char *err, size_t errlen)
     char *key = xasprintf("projects/%s/datasets/%s/versions/%d/canonical.csv", j->project,
                           j->dataset, j->dataset_version);
     char *path = xasprintf("%s/history.csv", j->workdir);
-    int rc = copy_artifact(key, path);
+    int rc = artifacts_fetch(store, key, path);
     free(path);
     free(key);
     if (rc) {
@@ -257,25 +234,8 @@ static pid_t spawn_generator(const fc_job *j, int out_fd, int err_fd)
                           input,    "--output",     "-",         "--horizon",
                           horizon,  "--promotions", promo,       "--weather",
                           weather,  "--model-version", version,  NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&at);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &all);
-    posix_spawnattr_setpgroup(&at, 0);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                      POSIX_SPAWN_SETPGROUP);
     pid_t pid = -1;
-    int rc = posix_spawn(&pid, exe, &fa, &at, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
+    int rc = spawn_in_group(argv, out_fd, err_fd, NULL, &pid);
     free(model);
     free(input);
     free(promo);
@@ -525,11 +485,11 @@ static ops_result step_switch(ops_ctx *ctx, json_t *request, json_t **response, 
     if (!rc) {
         r = db_exec(
             c,
-            "UPDATE forecast_runs SET current = true, state = 'ready', ready_at = now(), rows ="
-            " $2::bigint, start_date = $3::date, days = $4::int, stats = $5::jsonb, stores ="
-            " (SELECT count(DISTINCT store_id) FROM forecasts WHERE run_id = $1::uuid),"
-            " products = (SELECT array_agg(DISTINCT product ORDER BY product) FROM forecasts"
-            " WHERE run_id = $1::uuid) WHERE id = $1::uuid",
+            "UPDATE forecast_runs f SET current = true, state = 'ready', ready_at = now(), rows ="
+            " $2::bigint, start_date = $3::date, days = $4::int, stats = $5::jsonb, stores = s.n,"
+            " products = s.p FROM (SELECT count(DISTINCT store_id) AS n, array_agg(DISTINCT"
+            " product ORDER BY product) AS p FROM forecasts WHERE run_id = $1::uuid) s"
+            " WHERE f.id = $1::uuid",
             5, (const char *[]){j->run, rows, start, days, stats}, NULL);
         rc = r ? RST_OK : RST_EDB;
         PQclear(r);
@@ -599,15 +559,6 @@ static ops_result step_prune(ops_ctx *ctx, json_t *request, json_t **response, v
     return OPS_DONE;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)flag;
-    (void)f;
-    remove(path);
-    return 0;
-}
-
 static ops_result generate(ops_ctx *ctx)
 {
     PGconn *c = ops_conn(ctx);
@@ -648,7 +599,7 @@ static ops_result generate(ops_ctx *ctx)
                         NULL));
     }
     if (res != OPS_RETRY && res != OPS_INTERRUPTED)
-        nftw(j.workdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        remove_tree(j.workdir);
     json_decref(j.result);
     free(j.workdir);
     return res;

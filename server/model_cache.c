@@ -85,24 +85,7 @@ static int fetch(model_cache *mc, json_t *artifacts, const char *name, const cha
         if (n && !strcmp(n, name))
             key = json_string_value(json_object_get(a, "key"));
     }
-    if (!key)
-        return RST_ENOTFOUND;
-    artifact_reader *rd = NULL;
-    if (artifacts_reader_open(mc->store, key, 0, 0, &rd))
-        return RST_ENOTFOUND;
-    FILE *f = fopen(path, "wb");
-    int rc = f ? RST_OK : RST_EIO;
-    /* on the heap: HTTP threads have small stacks */
-    char *buf = xmalloc(1 << 16);
-    size_t got = 0;
-    while (rc == RST_OK && (rc = artifacts_reader_read(rd, buf, 1 << 16, &got)) == RST_OK && got)
-        if (fwrite(buf, 1, got, f) != got)
-            rc = RST_EIO;
-    free(buf);
-    artifacts_reader_close(rd);
-    if (f && fclose(f))
-        rc = RST_EIO;
-    return rc;
+    return key ? artifacts_fetch(mc->store, key, path) : RST_ENOTFOUND;
 }
 
 static entry *load(model_cache *mc, const char *id, json_t *artifacts, char *reason,

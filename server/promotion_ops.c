@@ -13,7 +13,6 @@
 #include "util.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,35 +79,6 @@ static json_t *gate(const char *name, double figure, double threshold, int pass,
                      pass ? "pass" : "fail", "detail", detail);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)flag;
-    (void)f;
-    remove(path);
-    return 0;
-}
-
-/* Copies an artifact into a local file. */
-static int fetch(const char *key, const char *path)
-{
-    artifact_reader *rd = NULL;
-    if (artifacts_reader_open(store, key, 0, 0, &rd))
-        return RST_ENOTFOUND;
-    FILE *f = fopen(path, "wb");
-    int rc = f ? RST_OK : RST_EIO;
-    char *chunk = xmalloc(1 << 20);
-    size_t got = 0;
-    while (rc == RST_OK && (rc = artifacts_reader_read(rd, chunk, 1 << 20, &got)) == RST_OK && got)
-        if (fwrite(chunk, 1, got, f) != got)
-            rc = RST_EIO;
-    free(chunk);
-    artifacts_reader_close(rd);
-    if (f && fclose(f))
-        rc = RST_EIO;
-    return rc;
-}
-
 /* Downloads model.json and features.json of a version into dir. */
 static int fetch_model(PGconn *c, const promo *p, int version, const char *dir)
 {
@@ -124,7 +94,7 @@ static int fetch_model(PGconn *c, const promo *p, int version, const char *dir)
         rc = RST_EIO;
     for (int i = 0; rc == RST_OK && r && i < PQntuples(r); i++) {
         char *path = xasprintf("%s/%s", dir, PQgetvalue(r, i, 0));
-        rc = fetch(PQgetvalue(r, i, 1), path);
+        rc = artifacts_fetch(store, PQgetvalue(r, i, 1), path);
         free(path);
     }
     PQclear(r);
@@ -204,7 +174,7 @@ static json_t *champion_gate(PGconn *c, const promo *p)
          *champ = xasprintf("%s/champion", dir);
     char err[400] = "";
     double wc = NAN, wp = NAN;
-    int rc = fetch(key, input);
+    int rc = artifacts_fetch(store, key, input);
     if (rc == RST_OK)
         rc = fetch_model(c, p, p->version, cand);
     if (rc == RST_OK)
@@ -229,7 +199,7 @@ static json_t *champion_gate(PGconn *c, const promo *p)
     } else {
         g = gate("champion_challenger", NAN, p->tolerance, 0, err);
     }
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    remove_tree(dir);
     free(dir);
     free(input);
     free(cand);

@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <stdarg.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,11 +287,12 @@ static ops_result poll_job(ops_ctx *ctx, azure_run *r)
         return OPS_FAIL;
     }
     if (rc) {
-        r->failures++;
-        record_job(c, r);
-        if (r->failures >= POLL_MAX_FAILURES) {
+        /* after POLL_MAX_FAILURES in a row the count starts over with a backed-off retry */
+        int give_up = ++r->failures >= POLL_MAX_FAILURES;
+        if (give_up)
             r->failures = 0;
-            record_job(c, r);
+        record_job(c, r);
+        if (give_up) {
             ops_set_error(ctx, "azureml_unavailable", "Azure ML does not answer job polls");
             return OPS_RETRY;
         }
@@ -331,15 +331,6 @@ static ops_result step_ended(ops_ctx *ctx, json_t *request, json_t **response, v
 static const char *const outputs[] = {"model.json", "features.json", "metrics.json",
                                       "backtest.csv", "run.json", NULL};
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)flag;
-    (void)f;
-    remove(path);
-    return 0;
-}
-
 static ops_result step_fetch(ops_ctx *ctx, json_t *request, json_t **response, void *arg)
 {
     (void)request;
@@ -371,7 +362,7 @@ static ops_result step_fetch(ops_ctx *ctx, json_t *request, json_t **response, v
     if (out == OPS_DONE)
         out = run_exec_store_outputs(ctx, r->project, r->id, dir, &stored);
     *response = json_pack("{s:o, s:o?}", "downloaded", got, "stored", stored);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    remove_tree(dir);
     free(dir);
     free(runs);
     return out;

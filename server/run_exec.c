@@ -10,10 +10,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +20,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #if defined(__SANITIZE_ADDRESS__)
 #define RUN_EXEC_SANITIZED 1
@@ -109,15 +105,6 @@ static char *workdir_of(const char *id)
     return xasprintf("%s/runs/%s", cfg->data_dir, id);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)flag;
-    (void)f;
-    remove(path);
-    return 0;
-}
-
 static int mkdirs(const char *dir)
 {
     char *parent = xasprintf("%s/runs", cfg->data_dir);
@@ -171,33 +158,6 @@ static int take_slot(PGconn *c, const run_info *r)
 }
 
 /* ---- input ------------------------------------------------------------------------ */
-
-/* Copies the canonical file next to the trainer (the store may be remote). */
-static int fetch_input(const run_info *r, const char *path)
-{
-    artifact_reader *rd = NULL;
-    if (artifacts_reader_open(store, r->canonical_key, 0, 0, &rd))
-        return RST_ENOTFOUND;
-    char *tmp = xasprintf("%s.part", path);
-    FILE *f = fopen(tmp, "wb");
-    int rc = f ? RST_OK : RST_EIO;
-    char *chunk = xmalloc(1 << 20);
-    size_t got = 0;
-    while (rc == RST_OK && (rc = artifacts_reader_read(rd, chunk, 1 << 20, &got)) == RST_OK &&
-           got)
-        if (fwrite(chunk, 1, got, f) != got)
-            rc = RST_EIO;
-    free(chunk);
-    artifacts_reader_close(rd);
-    if (f && fclose(f))
-        rc = RST_EIO;
-    if (rc == RST_OK && rename(tmp, path))
-        rc = RST_EIO;
-    if (rc)
-        unlink(tmp);
-    free(tmp);
-    return rc;
-}
 
 /* ---- logs ------------------------------------------------------------------------- */
 
@@ -395,25 +355,7 @@ static int spawn_trainer(train_job *j, int out_fd[2], int err_fd[2], pid_t *pid)
                           horizon,   "--backtest-days", backtest, "--rolling-origins",
                           origins,   "--seed",       seed,        "--params", j->r->params,
                           NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&at);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out_fd[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, err_fd[1], 2);
-    posix_spawn_file_actions_addchdir_np(&fa, j->workdir);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &all);
-    posix_spawnattr_setpgroup(&at, 0);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                      POSIX_SPAWN_SETPGROUP);
-    int rc = posix_spawn(pid, exe, &fa, &at, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
+    int rc = spawn_in_group(argv, out_fd[1], err_fd[1], j->workdir, pid);
     free(input);
     free(output);
     if (rc)
@@ -524,7 +466,7 @@ static ops_result step_train(ops_ctx *ctx, json_t *request, json_t **response, v
     train_job *j = arg;
     char *input = xasprintf("%s/input.csv", j->workdir);
     int have = access(input, R_OK) == 0;
-    if (!have && (mkdirs(j->workdir) || fetch_input(j->r, input))) {
+    if (!have && (mkdirs(j->workdir) || artifacts_fetch(store, j->r->canonical_key, input))) {
         free(input);
         ops_set_error(ctx, "input_unavailable", "cannot copy the dataset version for training");
         return OPS_RETRY;
@@ -700,7 +642,7 @@ static ops_result handle(ops_ctx *ctx)
     if (res == OPS_DONE || res == OPS_CANCELED || res == OPS_FAIL)
         webhooks_emit_run_finished(c, id); /* run.finished to the project's webhooks */
     if (res != OPS_INTERRUPTED && res != OPS_RETRY)
-        nftw(j.workdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        remove_tree(j.workdir);
     for (int i = 0; i < j.sink.nlast; i++)
         free(j.sink.last[i]);
     json_decref(j.sink.result);

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Status codes shared by every module: 0 is success, failures are negative. */
 enum {
@@ -54,6 +55,16 @@ int parse_bool(const char *s, int *out);
  * "<path> (deleted)": the path then names the new one, which is what a child
  * should run. RST_OK or RST_EIO. */
 int self_exe(char *out, size_t cap);
+
+/* Removes dir and everything under it, without following symlinks; a missing
+ * dir is fine (working directories of child processes). */
+void remove_tree(const char *dir);
+
+/* Starts argv[0] (a path) as a child of its own process group, so a kill of
+ * the group reaches everything it starts: stdin from /dev/null, stdout on
+ * out_fd, stderr on err_fd, signal mask and dispositions reset, in cwd (NULL:
+ * ours). RST_OK with *pid, or RST_EIO. */
+int spawn_in_group(char *const argv[], int out_fd, int err_fd, const char *cwd, pid_t *pid);
 
 /* Clocks in milliseconds. */
 int64_t now_ms_monotonic(void);
