@@ -21,6 +21,9 @@ int api_if_match_fails(http_req *req, const char *version);
 /* Replies a row of (json text, version): ETag from the version and, for 201,
  * Location. 503 when r is NULL or empty. r is borrowed. */
 void api_reply_versioned(http_req *req, PGresult *r, int status, const char *location);
+/* Replies the first column of r's first row (JSON text) with status; 503 when r is NULL or
+ * empty. r is borrowed. */
+void api_reply_row(http_req *req, PGresult *r, int status);
 /* Reads ?limit= (1..200, default 50); answers 400 and returns 1 when bad. */
 int api_limit(http_req *req, long *limit);
 /* Replies {"items":[...], "next_cursor"} from a result fetched with limit+1

@@ -95,3 +95,12 @@ void api_reply_versioned(http_req *req, PGresult *r, int status, const char *loc
     http_reply_bytes(req, status, "application/json", PQgetvalue(r, 0, 0),
                      (size_t)PQgetlength(r, 0, 0));
 }
+
+void api_reply_row(http_req *req, PGresult *r, int status)
+{
+    if (r && PQntuples(r) >= 1)
+        http_reply_bytes(req, status, "application/json", PQgetvalue(r, 0, 0),
+                         (size_t)PQgetlength(r, 0, 0));
+    else
+        http_problem_unavailable(req);
+}

@@ -276,11 +276,7 @@ void api_store_accuracy(http_req *req)
         " count(*) AS n FROM served s, last WHERE s.day > last.d - 7 * $2::int GROUP BY 1, 2)"
         " g",
         2, (const char *[]){store, w}, NULL);
-    if (!r || PQntuples(r) != 1)
-        http_problem_unavailable(req);
-    else
-        http_reply_bytes(req, 200, "application/json", PQgetvalue(r, 0, 0),
-                         (size_t)PQgetlength(r, 0, 0));
+    api_reply_row(req, r, 200);
     PQclear(r);
     api_release(req, c);
 }
@@ -312,11 +308,7 @@ void api_project_accuracy(http_req *req)
             " week), '[]'))::text FROM (SELECT * FROM accuracy_weekly WHERE project_id = $1"
             " ORDER BY week DESC LIMIT $2::int) a",
             2, (const char *[]){project, w}, NULL);
-        if (r && PQntuples(r) == 1)
-            http_reply_bytes(req, 200, "application/json", PQgetvalue(r, 0, 0),
-                             (size_t)PQgetlength(r, 0, 0));
-        else
-            http_problem_unavailable(req);
+        api_reply_row(req, r, 200);
         PQclear(r);
     }
     api_release(req, c);
@@ -783,11 +775,7 @@ void api_planned_promotions_list(http_req *req)
                               " ORDER BY start_date, id), '[]'))::text FROM planned_promotions"
                               " WHERE project_id = $1",
                               1, (const char *[]){project}, NULL);
-        if (r && PQntuples(r) == 1)
-            http_reply_bytes(req, 200, "application/json", PQgetvalue(r, 0, 0),
-                             (size_t)PQgetlength(r, 0, 0));
-        else
-            http_problem_unavailable(req);
+        api_reply_row(req, r, 200);
         PQclear(r);
     }
     api_release(req, c);
@@ -850,11 +838,7 @@ void api_planned_promotions_create(http_req *req)
                           7, (const char *[]){project, store, product, start, end, desc,
                                               who->id.oid},
                           NULL);
-    if (r && PQntuples(r) == 1)
-        http_reply_bytes(req, 201, "application/json", PQgetvalue(r, 0, 0),
-                         (size_t)PQgetlength(r, 0, 0));
-    else
-        http_problem_unavailable(req);
+    api_reply_row(req, r, 201);
     PQclear(r);
 out:
     json_decref(body);
@@ -903,11 +887,7 @@ void api_weather_outlook_get(http_req *req)
                               "'city', city, 'date', day, 'weather', weather) ORDER BY city, day),"
                               " '[]'))::text FROM weather_outlook WHERE project_id = $1",
                               1, (const char *[]){project}, NULL);
-        if (r && PQntuples(r) == 1)
-            http_reply_bytes(req, 200, "application/json", PQgetvalue(r, 0, 0),
-                             (size_t)PQgetlength(r, 0, 0));
-        else
-            http_problem_unavailable(req);
+        api_reply_row(req, r, 200);
         PQclear(r);
     }
     api_release(req, c);
