@@ -28,11 +28,10 @@ struct db_pool {
 
 static void prep_forget(const PGconn *conn);
 
-PGconn *db_connect(const char *conninfo, int statement_timeout_ms)
+static PGconn *connect_params(const char *const *keys, const char *const *vals, int expand,
+                              int statement_timeout_ms)
 {
-    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *vals[] = {conninfo, "3", "roastery", NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    PGconn *c = PQconnectdbParams(keys, vals, expand);
     if (PQstatus(c) != CONNECTION_OK) {
         char *m = xstrdup(PQerrorMessage(c));
         size_t n = strlen(m);
@@ -58,6 +57,35 @@ PGconn *db_connect(const char *conninfo, int statement_timeout_ms)
         return NULL;
     }
     PQclear(r);
+    return c;
+}
+
+PGconn *db_connect(const char *conninfo, int statement_timeout_ms)
+{
+    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+    const char *vals[] = {conninfo, "3", "roastery", NULL};
+    return connect_params(keys, vals, 1, statement_timeout_ms);
+}
+
+PGconn *db_connect_like(PGconn *like, int statement_timeout_ms)
+{
+    PQconninfoOption *opts = PQconninfo(like);
+    if (!opts)
+        return NULL;
+    size_t n = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        n++;
+    const char **keys = xcalloc(n + 1, sizeof *keys), **vals = xcalloc(n + 1, sizeof *vals);
+    size_t k = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (o->val && o->val[0]) {
+            keys[k] = o->keyword;
+            vals[k++] = o->val;
+        }
+    PGconn *c = connect_params(keys, vals, 0, statement_timeout_ms);
+    free(keys);
+    free(vals);
+    PQconninfoFree(opts);
     return c;
 }
 

@@ -27,6 +27,9 @@ int db_pool_degraded(db_pool *pool);
 /* Opens one connection outside any pool (LISTEN, migrations).
  * new: PQfinish. NULL and a log line when it fails. */
 PGconn *db_connect(const char *conninfo, int statement_timeout_ms);
+/* A second connection to the same server as `like`, with the same settings:
+ * for a side question while `like` is busy (streaming COPY). */
+PGconn *db_connect_like(PGconn *like, int statement_timeout_ms);
 
 /* Closes a connection opened by db_connect, forgetting its prepared
  * statements. NULL-safe. */

@@ -37,6 +37,7 @@ typedef struct {
     char part[48];
     char *workdir;
     json_t *result; /* the generator's result event */
+    int cancel_checks; /* cancellation asked about while the COPY streamed */
     char last_err[400];
 } fc_job;
 
@@ -332,7 +333,12 @@ static int pump(ops_ctx *ctx, fc_job *j, PGconn *c, int *copy_ok, int *stopped)
             if (overdue)
                 snprintf(j->last_err, sizeof j->last_err, "stopped after %d s",
                          GENERATOR_MAX_SECONDS);
-            if (ops_stopping(ctx) || ops_cancel_requested(ctx) || !*copy_ok || overdue) {
+            int stopping = ops_stopping(ctx), cancel = 0;
+            if (!stopping) {
+                j->cancel_checks++;
+                cancel = ops_cancel_requested(ctx);
+            }
+            if (stopping || cancel || !*copy_ok || overdue) {
                 *stopped = *copy_ok && !overdue;
                 kill(-pid, SIGTERM);
                 term_at = now;
@@ -442,9 +448,10 @@ static ops_result step_generate(ops_ctx *ctx, json_t *request, json_t **response
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
     double index_s = (double)(t0.tv_sec - t1.tv_sec) + (double)(t0.tv_nsec - t1.tv_nsec) / 1e9;
-    *response = json_pack("{s:I, s:f, s:f, s:f, s:O?}", "rows", (json_int_t)rows, "load_seconds",
-                          load_s, "index_seconds", index_s, "rows_per_second",
-                          load_s > 0 ? (double)rows / load_s : 0.0, "generator", j->result);
+    *response = json_pack("{s:I, s:f, s:f, s:f, s:i, s:O?}", "rows", (json_int_t)rows,
+                          "load_seconds", load_s, "index_seconds", index_s, "rows_per_second",
+                          load_s > 0 ? (double)rows / load_s : 0.0, "cancel_checks",
+                          j->cancel_checks, "generator", j->result);
     metrics_count("roastery_forecast_rows_total", "Forecast rows written.");
     return OPS_DONE;
 }

@@ -22,6 +22,7 @@ static int nkinds;
 
 struct ops_ctx {
     PGconn *conn;
+    PGconn *side; /* opened on demand for questions asked while conn streams a COPY */
     const ops_settings *s;
     char id[37];
     char *kind;
@@ -219,7 +220,22 @@ int ops_stopping(ops_ctx *ctx)
 
 int ops_cancel_requested(ops_ctx *ctx)
 {
-    PGresult *r = db_exec(ctx->conn, "SELECT cancel_requested FROM operations WHERE id = $1", 1,
+    /* A query on a connection in the middle of COPY ends the COPY and aborts
+     * its transaction: ask on a second connection instead. */
+    PGconn *c = ctx->conn;
+    PGTransactionStatusType ts = PQtransactionStatus(c);
+    if (ts != PQTRANS_IDLE && ts != PQTRANS_INTRANS) {
+        if (ctx->side && PQstatus(ctx->side) != CONNECTION_OK) {
+            db_close(ctx->side);
+            ctx->side = NULL;
+        }
+        if (!ctx->side)
+            ctx->side = db_connect_like(c, 5000);
+        if (!ctx->side)
+            return 0; /* asked again on the next check */
+        c = ctx->side;
+    }
+    PGresult *r = db_exec(c, "SELECT cancel_requested FROM operations WHERE id = $1", 1,
                           (const char *[]){ctx->id}, NULL);
     int yes = r && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
@@ -358,6 +374,10 @@ int ops_run_one(PGconn *conn, const ops_settings *s)
                              (json_int_t)(now_ms_monotonic() - t0)));
     }
     json_decref(prev_error);
+    if (ctx.side) {
+        db_close(ctx.side);
+        ctx.side = NULL;
+    }
     int rc = finish_result(&ctx, res);
     free(ctx.kind);
     free(ctx.subject);

@@ -76,7 +76,8 @@ int ops_attempt(ops_ctx *ctx);
 PGconn *ops_conn(ops_ctx *ctx);
 /* For long steps that watch a child process: whether the worker is
  * shutting down (return OPS_INTERRUPTED), and whether cancellation was asked
- * (one query). */
+ * (one query; on a second connection, opened once, while the operation's own
+ * connection streams a COPY, so asking never breaks the COPY). */
 int ops_stopping(ops_ctx *ctx);
 int ops_cancel_requested(ops_ctx *ctx);
 

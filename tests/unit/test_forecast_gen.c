@@ -906,7 +906,7 @@ static char *canonical(int ncols, size_t *len)
             first = 0;
             continue;
         }
-        char *f[12];
+        char *f[12] = {0};
         int nf = 0;
         for (char *p = line; nf < 12; nf++) {
             f[nf] = p;
