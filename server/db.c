@@ -28,6 +28,17 @@ struct db_pool {
 
 static void prep_forget(const PGconn *conn);
 
+/* The server's NOTICEs ("table does not exist, skipping") are for
+ * debugging, not for the terminal libpq would print them on. */
+static void log_notice(void *arg, const char *message)
+{
+    (void)arg;
+    size_t n = strlen(message);
+    while (n && message[n - 1] == '\n')
+        n--;
+    log_fields(LOG_DEBUG, "database notice", json_pack("{s:s%}", "notice", message, n));
+}
+
 static PGconn *connect_params(const char *const *keys, const char *const *vals, int expand,
                               int statement_timeout_ms)
 {
@@ -43,6 +54,7 @@ static PGconn *connect_params(const char *const *keys, const char *const *vals, 
         return NULL;
     }
     prep_forget(c); /* a new connection may reuse a closed one's address */
+    PQsetNoticeProcessor(c, log_notice, NULL);
     char ms[32];
     snprintf(ms, sizeof ms, "%d", statement_timeout_ms);
     const char *p[] = {ms};

@@ -5,6 +5,7 @@
 #ifndef ROASTERY_DEMO_H
 #define ROASTERY_DEMO_H
 
+#include "config.h"
 #include "devissuer.h"
 
 #include <signal.h>
@@ -12,8 +13,7 @@
 #define DEMO_PROJECT "globojava"
 #define DEMO_STORES 12
 #define DEMO_PRODUCTS 12
-#define DEMO_START "2022-01-01"
-#define DEMO_END "2023-12-31"
+#define DEMO_HISTORY_DAYS 730 /* two years of sales, ending yesterday by this machine's clock */
 #define DEMO_COMPUTE "this-machine" /* a local compute target of one slot */
 
 /* The demo's people (dev-issuer user names). */
@@ -23,6 +23,20 @@
 #define DEMO_APPROVER "ada-approver" /* the second admin that four eyes need */
 
 typedef struct demo_seeder demo_seeder;
+
+/* The demo's terminal reads like a product: a few lines on stdout saying
+ * what is being set up, then where to sign in. The JSON log goes to
+ * $ROASTERY_DATA_DIR/roastery.log (warnings and errors are copied to
+ * stderr). Call first thing in `roastery demo`. */
+void demo_console_begin(const config *cfg);
+/* One setup step: begin prints its label, end the result and the seconds
+ * since begin. fmt may be NULL (prints "done"). */
+void demo_console_step_begin(const char *label);
+void demo_console_step_end(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The history the demo generates: DEMO_HISTORY_DAYS ending yesterday in
+ * the machine's local time zone (YYYY-MM-DD). */
+void demo_history_range(char start[11], char end[11]);
 
 /* Starts seeding in a thread against the server listening on listen
  * ("host:port" or "port"); dev is borrowed and must outlive the seeder.

@@ -3,6 +3,7 @@
 #include "log.h"
 #include "util.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,8 @@
 #include <unistd.h>
 
 static log_level min_level = LOG_INFO;
+static int log_fd = STDERR_FILENO;
+static log_level echo_level = LOG_ERROR + 1; /* nothing echoed while log_fd is stderr */
 static _Thread_local char request_id[65];
 
 static const char *level_names[] = {"debug", "info", "warn", "error"};
@@ -79,9 +82,21 @@ void log_fields(log_level level, const char *msg, json_t *obj)
         return;
     size_t len = strlen(text);
     text[len] = '\n'; /* replace the NUL: one write for the whole line */
-    ssize_t w = write(STDERR_FILENO, text, len + 1);
+    ssize_t w = write(log_fd, text, len + 1);
+    if (log_fd != STDERR_FILENO && level >= echo_level)
+        w = write(STDERR_FILENO, text, len + 1);
     (void)w;
     free(text);
+}
+
+int log_to_file(const char *path, log_level echo)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return RST_EIO;
+    log_fd = fd; /* kept open for the process's life: any thread may log */
+    echo_level = echo;
+    return RST_OK;
 }
 
 void log_msg(log_level level, const char *fmt, ...)

@@ -17,6 +17,11 @@ int log_enabled(log_level level);
 void log_set_request_id(const char *id);
 const char *log_request_id(void);
 
+/* Sends the lines to the file at path (appended) instead of stderr, and
+ * copies those at echo_level or above to stderr too, so a person watching
+ * the terminal still sees what went wrong. RST_OK or RST_EIO. */
+int log_to_file(const char *path, log_level echo_level);
+
 void log_msg(log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Writes msg plus the fields of obj. Steals obj (may be NULL). */
 void log_fields(log_level level, const char *msg, json_t *obj);

@@ -280,6 +280,8 @@ static auth_verifier *open_verifier(runtime *rt, devissuer **dev)
 
 static int cmd_serve(runtime *rt, sigset_t *set, int demo)
 {
+    if (demo)
+        demo_console_begin(&rt->cfg);
     devissuer *dev = NULL;
     auth_verifier *verifier = open_verifier(rt, &dev);
     if (!verifier)
@@ -289,8 +291,17 @@ static int cmd_serve(runtime *rt, sigset_t *set, int demo)
     access_guard *acc = NULL;
     http_server *srv = NULL;
     model_cache *models = NULL;
-    if (open_artifacts(rt) || open_database(rt) || (rt->cfg.migrate_on_start && run_migrations(rt)))
+    if (demo)
+        demo_console_step_begin(rt->cfg.database_url ? "PostgreSQL and migrations"
+                                                     : "PostgreSQL cluster and migrations");
+    if (open_artifacts(rt) || open_database(rt) || (rt->cfg.migrate_on_start && run_migrations(rt))) {
+        if (demo)
+            demo_console_step_end("FAILED: see the log");
         goto out;
+    }
+    if (demo)
+        demo_console_step_end(rt->cfg.database_url ? "connected" : "running under %s/pg",
+                              rt->cfg.data_dir);
     pool = db_pool_open(rt->conninfo, rt->cfg.db_pool_size, rt->cfg.statement_timeout_ms);
     acc = access_new(pool, verifier, &rt->cfg);
     char *scratch = xasprintf("%s/cache", rt->cfg.data_dir);
@@ -323,6 +334,8 @@ static int cmd_serve(runtime *rt, sigset_t *set, int demo)
                          rt->cfg.workers));
     demo_seeder *seeder = demo && dev ? demo_seeder_start(rt->cfg.listen, dev) : NULL;
     wait_for_signal(set);
+    if (demo)
+        printf("\nStopping: finishing requests and the workers' current steps...\n");
     demo_seeder_stop(seeder);
     http_server_stop(srv); /* drains in-flight requests */
     worker_pool_stop(wp);  /* workers stop between steps */
@@ -486,5 +499,7 @@ int main(int argc, char **argv)
     else
         rc = open_database(&rt) ? 1 : (run_migrations(&rt) ? 1 : 0);
     shutdown_runtime(&rt);
+    if (!strcmp(cmd, "demo"))
+        printf("Stopped.\n");
     return rc;
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """`roastery demo` seeds GloboJava through the API: the project, the stores,
-a store manager of two stores, and the sales history as a ready version; a
-restart finds all of it and adds nothing."""
+a store manager of two stores, and the sales history up to yesterday as a ready version; the
+terminal shows a few readable lines while the JSON log goes to the data directory; a restart
+finds all of it and adds nothing."""
+import datetime
 import os
 import shutil
 import sys
@@ -19,12 +21,20 @@ class DemoTest(unittest.TestCase):
                      data_dir=self.data_dir, command="demo")
         deadline = time.time() + 360
         while time.time() < deadline:
-            log = srv.read_log()
+            log = self.json_log(srv)
             if '"msg":"demo seeded"' in log or '"msg":"demo seeding stopped"' in log:
                 break
             time.sleep(0.2)
-        self.assertIn('"msg":"demo seeded"', srv.read_log())
+        self.assertIn('"msg":"demo seeded"', self.json_log(srv))
         return srv
+
+    @staticmethod
+    def json_log(srv):
+        try:
+            with open(os.path.join(srv.data_dir, "roastery.log")) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
 
     def test_seed_then_restart(self):
         self.db = fresh_database("demo")
@@ -56,11 +66,18 @@ class DemoTest(unittest.TestCase):
                 if status == 200:
                     break
                 time.sleep(0.5)
-            ops = [line for line in srv.read_log().splitlines()
+            ops = [line for line in self.json_log(srv).splitlines()
                    if "forecast" in line or "promotion" in line or "demo" in line]
             self.assertEqual(status, 200, (fc, ops[-30:]))
             self.assertEqual(len(fc["items"]), 12 * 14)
-            self.assertEqual(fc["items"][0]["date"], "2024-01-01")
+            self.assertEqual(fc["items"][0]["date"], datetime.date.today().isoformat())
+            # the terminal: what was set up and where to sign in, not the JSON log
+            terminal = srv.read_log()
+            for line in ("Portal ready:", "sam-manager", "Press Ctrl-C to stop",
+                         "First forecasts"):
+                self.assertIn(line, terminal)
+            self.assertNotIn('"level":"info"', terminal)
+            self.assertIn('"msg":"request"', self.json_log(srv))
         finally:
             srv.stop()
         srv = self.start()
