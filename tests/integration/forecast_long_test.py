@@ -22,18 +22,7 @@ class LongForecastTest(RunsBase):
         cls.admin = cls.srv.token("ada-admin", "PlatformAdmin")
         cls.admin2 = cls.srv.token("bo-admin", "PlatformAdmin")
         # a small model first (v1 of the dataset), promoted through the gates and a second admin
-        run = cls.srv.json("POST", P + "/runs", {"dataset": "sales", "compute": "laptop",
-                                                  "experiment": "long",
-                                                  "params": {"num_round": 30}}, token=cls.ds)[2]
-        run = cls.wait(lambda: cls.srv.json("GET", f"/api/v1/runs/{run['id']}", token=cls.ds)[2],
-                       lambda r: r["state"] in ("completed", "failed", "canceled"), 300)
-        assert run["state"] == "completed", run
-        assert cls.srv.json("POST", P + "/models", {"name": "demand"}, token=cls.ds)[0] == 201
-        assert cls.srv.json("POST", P + "/models/demand/versions", {"run_id": run["id"]},
-                            token=cls.ds)[0] == 201
-        _, hdrs, _ = cls.srv.json("GET", P, token=cls.admin)
-        cls.srv.json("PATCH", P, {"promotion_margin": 0.0}, {"If-Match": hdrs["etag"]},
-                     token=cls.admin)
+        cls.train_model({"num_round": 30}, "long")
         st, _, p = cls.srv.json("POST", f"{P}/models/demand/versions/1/promotions",
                                 {"target": "production"}, token=cls.admin)
         assert st == 202, p

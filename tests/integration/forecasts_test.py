@@ -42,22 +42,7 @@ class ForecastsTest(RunsBase):
             "store_id": "*", "product": "Caffe Latte", "start_date": "2024-01-03",
             "end_date": "2024-01-05", "description": "new year latte week"}, token=cls.ds)
         assert st == 201, cls.promo
-        run = cls.srv.json("POST", P + "/runs", {"dataset": "sales", "compute": "laptop",
-                                                  "experiment": "forecast",
-                                                  "params": {"num_round": 60}}, token=cls.ds)[2]
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            run = cls.srv.json("GET", f"/api/v1/runs/{run['id']}", token=cls.ds)[2]
-            if run["state"] in ("completed", "failed", "canceled"):
-                break
-            time.sleep(0.3)
-        assert run["state"] == "completed", run
-        assert cls.srv.json("POST", P + "/models", {"name": "demand"}, token=cls.ds)[0] == 201
-        assert cls.srv.json("POST", P + "/models/demand/versions", {"run_id": run["id"]},
-                            token=cls.ds)[0] == 201
-        _, hdrs, _ = cls.srv.json("GET", P, token=cls.admin)
-        cls.srv.json("PATCH", P, {"promotion_margin": 0.0}, {"If-Match": hdrs["etag"]},
-                     token=cls.admin)
+        cls.train_model({"num_round": 60})
 
     @classmethod
     def canonical(cls):
