@@ -1,7 +1,8 @@
 /* Bearer-token verification for Azure AD (Entra ID) access tokens. The RS256
  * signature is checked with OpenSSL directly, so the algorithm comes from us,
- * never from the token (libjwt 1.10.2 trusts the token's alg and refuses
- * typ values other than JWT). Header and payload are capped in size and
+ * never from the token. libjwt is not used: 1.10.2 trusts the token's alg,
+ * skips verification for a NULL key, refuses typ at+jwt, and has no key
+ * callback, so the header would be parsed twice to pick the key by kid. Header and payload are capped in size and
  * nesting before any JSON parser sees them: this runs before the signature
  * is known to be good. Verified tokens are remembered by SHA-256 until
  * their exp so repeated requests skip the RSA operation. */
