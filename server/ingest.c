@@ -33,6 +33,7 @@ struct ingest {
     int rejected;
     char *reason;
     json_t *parse_error;
+    json_t *limit; /* {"setting", "value"} of the limit that rejected the version */
     int io_status; /* a write callback's failure */
     int done, finished;
     sales_error errs[SALES_MAX_ROW_ERRORS];
@@ -46,6 +47,17 @@ static void reject(ingest *g, char *reason_steals)
     } else {
         free(reason_steals);
     }
+}
+
+void ingest_refuse(ingest *g, const char *setting, uint64_t value, const char *reason)
+{
+    if (g->rejected)
+        return;
+    reject(g, xstrdup(reason));
+    g->limit = json_pack("{s:s, s:I}", "setting", setting, "value", (json_int_t)value);
+    g->done = 1;
+    g->stop_canonical = 1; /* the version is refused whole: nothing more is worth writing */
+    g->cbuf.len = 0;
 }
 
 static int flush(ingest *g, buf_t *b, write_fn fn)
@@ -102,6 +114,15 @@ static int on_record(void *arg, const csv_record *rec)
     ingest *g = arg;
     if (!g->header_seen)
         return on_header(g, rec);
+    if (g->o.max_rows && g->rows_read >= g->o.max_rows) {
+        char why[200];
+        snprintf(why, sizeof why,
+                 "the file has more than %llu data rows, the limit per version"
+                 " (ROASTERY_MAX_ROWS_PER_VERSION)",
+                 (unsigned long long)g->o.max_rows);
+        ingest_refuse(g, "ROASTERY_MAX_ROWS_PER_VERSION", g->o.max_rows, why);
+        return STOP;
+    }
     g->rows_read++;
     sales_row row;
     size_t n = sales_parse_row(g->schema, rec, &row, g->errs, SALES_MAX_ROW_ERRORS);
@@ -243,6 +264,14 @@ json_t *ingest_result_json(const ingest *g)
     json_object_set_new(r, "errors_truncated", json_boolean(g->errors_truncated));
     if (g->parse_error)
         json_object_set_new(r, "parse_error", json_deep_copy(g->parse_error));
+    if (g->limit) {
+        json_object_set_new(r, "limit", json_deep_copy(g->limit));
+        json_object_set_new(r, "problem",
+                            json_pack("{s:s, s:s, s:i, s:s, s:O}", "type",
+                                      "https://roastery.dev/problems/upload-limit", "title",
+                                      "Upload over a limit", "status", 413, "detail", g->reason,
+                                      "limit", json_object_get(g->limit, "setting")));
+    }
     json_object_set_new(r, "profile", profile_to_json(g->prof));
     return r;
 }
@@ -266,5 +295,6 @@ void ingest_free(ingest *g)
     json_decref(g->errors);
     free(g->reason);
     json_decref(g->parse_error);
+    json_decref(g->limit);
     free(g);
 }
