@@ -2,6 +2,7 @@
  * outcome: counts, the first errors, the quarantine of bad rows as sent. */
 #include "ingest.h"
 #include "csv.h"
+#include "csvout.h"
 #include "sales.h"
 #include "util.h"
 
@@ -73,6 +74,25 @@ static int flush(ingest *g, buf_t *b, write_fn fn)
     return rc;
 }
 
+/* A record as sent, unless one of its cells would run as a formula in a
+ * spreadsheet: then its fields are written anew with csvout_text (the values
+ * unchanged; the sales parser reads the guarded cells back as they were). */
+static void put_record(buf_t *b, const csv_record *rec)
+{
+    int guard = 0;
+    for (size_t i = 0; i < rec->count && !guard; i++)
+        guard = csvout_needs_guard(rec->fields[i].data, rec->fields[i].len);
+    if (!guard) {
+        buf_append(b, rec->raw, rec->raw_len);
+        return;
+    }
+    for (size_t i = 0; i < rec->count; i++) {
+        if (i)
+            buf_puts(b, ",");
+        csvout_text(b, rec->fields[i].data, rec->fields[i].len);
+    }
+}
+
 static int quarantine(ingest *g, const csv_record *rec, size_t nerr)
 {
     buf_t *q = &g->qbuf;
@@ -85,9 +105,9 @@ static int quarantine(ingest *g, const csv_record *rec, size_t nerr)
     buf_init(&why, 0);
     for (size_t i = 0; i < nerr; i++)
         buf_printf(&why, "%s%s: %s", i ? "; " : "", g->errs[i].column, g->errs[i].reason);
-    buf_append(q, rec->raw, rec->raw_len);
+    put_record(q, rec);
     buf_puts(q, ",");
-    sales_write_field(q, why.data ? why.data : "", why.len);
+    csvout_text(q, why.data ? why.data : "", why.len);
     buf_puts(q, "\n");
     buf_free(&why);
     return q->len >= FLUSH_AT ? flush(g, q, g->wq) : RST_OK;
@@ -102,9 +122,11 @@ static int on_header(ingest *g, const csv_record *rec)
         g->done = 1;
         return STOP;
     }
-    g->qheader = xmalloc(rec->raw_len + 1);
-    memcpy(g->qheader, rec->raw, rec->raw_len);
-    g->qheader_len = rec->raw_len;
+    buf_t h;
+    buf_init(&h, 0);
+    put_record(&h, rec);
+    g->qheader = h.data ? h.data : xstrdup("");
+    g->qheader_len = h.len;
     sales_write_header(&g->cbuf);
     return 0;
 }

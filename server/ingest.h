@@ -31,7 +31,9 @@ typedef struct ingest ingest;
  *    says "rejected", discard whatever was written.
  *  - quarantine: only called when a row is bad: the header line as sent plus
  *    ",error", then each bad row's text exactly as sent plus "," and the
- *    reasons as one quoted field. Written under both policies.
+ *    reasons as one quoted field. Written under both policies. A line with a
+ *    cell a spreadsheet would run as a formula (= + - @ TAB CR first) has its
+ *    cells re-written spreadsheet-safe instead (csvout_text: "'=x").
  * arg is borrowed. new: caller frees with ingest_free. Returns NULL when o is
  * NULL or its dates are not YYYY-MM-DD with min <= max. */
 ingest *ingest_new(const ingest_options *o,
