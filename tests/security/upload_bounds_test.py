@@ -26,8 +26,9 @@ def rows(n, start=0):
     """n distinct valid rows (a different store per row), as CSV."""
     out = [HEADER]
     for i in range(start, start + n):
-        out.append(b"2024-01-01,US-NYC-%03d,USA,New York,Coffee,Americano,%d,1.00,%d.00,Sunny,No,No\n"
-                   % (i % 1000, i % 50 + 1, i % 50 + 1))
+        q = i % 50 + 1
+        out.append(b"2024-01-01,US-NYC-%03d,USA,New York,Coffee,Americano,%d,1.00,%d.00,"
+                   b"Sunny,No,No\n" % (i % 1000, q, q))
     return b"".join(out)
 
 
@@ -70,8 +71,8 @@ class Base(unittest.TestCase):
     def wait(self, number):
         deadline = time.time() + 120
         while time.time() < deadline:
-            _, _, v = self.srv.json("GET", f"/api/v1/projects/loot/datasets/sales/versions/{number}",
-                                    token=self.ds)
+            _, _, v = self.srv.json(
+                "GET", f"/api/v1/projects/loot/datasets/sales/versions/{number}", token=self.ds)
             if v["state"] not in ("pending", "ingesting"):
                 return v
             time.sleep(0.1)
