@@ -104,6 +104,21 @@ class CsvFormulaTest(unittest.TestCase):
         products = {r["product"] for r in csv.DictReader(io.StringIO(text))}
         self.assertIn("'" + FORMULA, products)  # shown as text, the name intact behind the '
 
+    def test_the_rows_preview_shows_the_names_as_uploaded(self):
+        names, cursor = set(), None
+        while True:
+            q = "?limit=1000" + (f"&cursor={cursor}" if cursor else "")
+            st, _, page = self.srv.json(
+                "GET", f"{P}/datasets/sales/versions/{self.version['number']}/rows{q}",
+                token=self.ds)
+            self.assertEqual(st, 200, page)
+            names |= {r["product"] for r in page["items"]}
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        self.assertIn(FORMULA, names)
+        self.assertNotIn("'" + FORMULA, names)
+
     def test_quarantine_csv_holds_no_formula_cell_and_numbers_stay_numbers(self):
         text = self.download("quarantine")
         self.assertEqual(formula_cells(text), [])
