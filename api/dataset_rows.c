@@ -6,6 +6,7 @@
 #include "app.h"
 #include "artifacts.h"
 #include "csv.h"
+#include "csvout.h"
 #include "policy.h"
 #include "sales.h"
 #include "util.h"
@@ -95,8 +96,8 @@ static json_t *row_json(const csv_record *rec)
             v = json_real(strtod(s, NULL));
         else if (i >= COL_PROMOTION)
             v = json_boolean(!strcmp(s, "Yes"));
-        else
-            v = json_stringn(s, len);
+        else /* names as uploaded: without the guard a would-be formula has in the file */
+            v = json_stringn(s + csvout_unguard(s, len), len - csvout_unguard(s, len));
         json_object_set_new(o, canonical_cols[i], v);
     }
     return o;

@@ -5,6 +5,7 @@
 #include "accuracy.h"
 #include "api.h"
 #include "app.h"
+#include "csvout.h"
 #include "db.h"
 #include "forecast_cache.h"
 #include "forecast_ops.h"
@@ -124,16 +125,8 @@ static char *render_forecasts(PGconn *c, const char *store, const char *from, co
     if (csv) {
         buf_puts(&b, "product,date,forecast,lo80,hi80,lo95,hi95,actual\n");
         for (int i = 0; i < PQntuples(r); i++) {
-            const char *p = PQgetvalue(r, i, 0);
-            int quote = strpbrk(p, ",\"\n") != NULL;
-            if (quote) {
-                buf_puts(&b, "\"");
-                for (; *p; p++)
-                    buf_append(&b, *p == '"' ? "\"\"" : p, *p == '"' ? 2 : 1);
-                buf_puts(&b, "\"");
-            } else {
-                buf_puts(&b, p);
-            }
+            /* the product is text (formula-guarded); the rest are our own numbers */
+            csvout_text(&b, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0));
             for (int k = 1; k < 8; k++)
                 buf_printf(&b, ",%s", PQgetvalue(r, i, k));
             buf_puts(&b, "\n");

@@ -1,7 +1,10 @@
 /* Bearer-token verification for Azure AD (Entra ID) access tokens. The RS256
  * signature is checked with OpenSSL directly, so the algorithm comes from us,
- * never from the token (libjwt 1.10.2 trusts the token's alg and refuses
- * typ values other than JWT). Verified tokens are remembered by SHA-256 until
+ * never from the token. libjwt is not used: 1.10.2 trusts the token's alg,
+ * skips verification for a NULL key, refuses typ at+jwt, and has no key
+ * callback, so the header would be parsed twice to pick the key by kid. Header and payload are capped in size and
+ * nesting before any JSON parser sees them: this runs before the signature
+ * is known to be good. Verified tokens are remembered by SHA-256 until
  * their exp so repeated requests skip the RSA operation. */
 #include "auth.h"
 
@@ -16,6 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "jsonguard.h"
 #include "jwks.h"
 #include "log.h"
 #include "util.h"
@@ -351,20 +355,27 @@ static int refuse(char *reason, size_t len, const char *why)
     return RST_EINVAL;
 }
 
-/* Decodes one base64url segment holding a JSON object. new: json_decref. */
-static json_t *segment_json(const char *seg, size_t len)
+/* Decodes one base64url segment holding a JSON object into *out (new:
+ * json_decref). RST_ETOOBIG when it nests deeper than the API allows (refused
+ * before parsing), RST_EINVAL when it is not a JSON object. */
+static int segment_json(const char *seg, size_t len, json_t **out)
 {
     unsigned char *bin = NULL;
     size_t binlen = 0;
+    *out = NULL;
     if (jwks_b64url_decode(seg, len, &bin, &binlen))
-        return NULL;
-    json_t *o = json_loadb((const char *)bin, binlen, JSON_REJECT_DUPLICATES, NULL);
+        return RST_EINVAL;
+    json_t *o = NULL;
+    int rc = jsonguard_loadb((const char *)bin, binlen, JSON_REJECT_DUPLICATES, &o, NULL);
     free(bin);
-    if (o && !json_is_object(o)) {
+    if (rc)
+        return rc;
+    if (!json_is_object(o)) {
         json_decref(o);
-        return NULL;
+        return RST_EINVAL;
     }
-    return o;
+    *out = o;
+    return RST_OK;
 }
 
 /* An algorithm name safe to echo back: short and plain, else NULL. */
@@ -388,9 +399,11 @@ static int check_signature(auth_verifier *v, const char *tok, size_t hlen, size_
     EVP_MD_CTX *md = NULL;
     unsigned char *sig = NULL;
     size_t siglen = 0;
-    json_t *hdr = segment_json(tok, hlen);
-    if (!hdr) {
-        refuse(reason, rlen, "token is malformed");
+    json_t *hdr = NULL;
+    int jrc = segment_json(tok, hlen, &hdr);
+    if (jrc) {
+        refuse(reason, rlen,
+               jrc == RST_ETOOBIG ? "token header is nested too deeply" : "token is malformed");
         goto out;
     }
     json_t *alg = json_object_get(hdr, "alg");
@@ -623,6 +636,11 @@ int auth_verify(auth_verifier *v, const char *authorization, auth_identity *out,
     }
     if (!dot2 || dot1 == p || dot2 == dot1 + 1) /* an empty signature is judged by its alg */
         return refuse(reason, reasonlen, "token is malformed");
+    size_t hlen = (size_t)(dot1 - p), plen = (size_t)(dot2 - dot1 - 1);
+    if (hlen > AUTH_MAX_HEADER)
+        return refuse(reason, reasonlen, "token header is too long");
+    if (plen > AUTH_MAX_PAYLOAD)
+        return refuse(reason, reasonlen, "token payload is too long");
 
     unsigned char hash[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)p, len, hash);
@@ -633,15 +651,18 @@ int auth_verify(auth_verifier *v, const char *authorization, auth_identity *out,
     if (hit < 0)
         return refuse(reason, reasonlen, "token expired");
 
-    size_t hlen = (size_t)(dot1 - p), signed_len = (size_t)(dot2 - p);
+    size_t signed_len = (size_t)(dot2 - p);
     if (check_signature(v, p, hlen, signed_len, dot2 + 1, len - signed_len - 1, reason,
                         reasonlen)) {
         memset(out, 0, sizeof *out);
         return RST_EINVAL;
     }
-    json_t *claims = segment_json(dot1 + 1, (size_t)(dot2 - dot1 - 1));
-    if (!claims)
-        return refuse(reason, reasonlen, "token is malformed");
+    json_t *claims = NULL;
+    int jrc = segment_json(dot1 + 1, plen, &claims);
+    if (jrc)
+        return refuse(reason, reasonlen,
+                      jrc == RST_ETOOBIG ? "token payload is nested too deeply"
+                                         : "token is malformed");
     int rc = check_claims(v, claims, now, out, reason, reasonlen);
     json_decref(claims);
     if (rc) {

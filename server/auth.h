@@ -10,9 +10,11 @@
 enum { AUTH_ROLE_PLATFORM_ADMIN = 1, AUTH_ROLE_DATA_SCIENTIST = 2, AUTH_ROLE_STORE_MANAGER = 4 };
 
 enum {
-    AUTH_MAX_TOKEN = 16 * 1024, /* bytes of the JWT; longer is refused before any parsing */
-    AUTH_CACHE_ENTRIES = 4096,  /* verified tokens remembered (by SHA-256) until their exp */
-    AUTH_DEFAULT_SKEW = 300,    /* seconds */
+    AUTH_MAX_TOKEN = 16 * 1024,   /* bytes of the JWT; longer is refused before any parsing */
+    AUTH_MAX_HEADER = 1024,       /* base64url bytes of its header (Azure AD's are ~100) */
+    AUTH_MAX_PAYLOAD = 14 * 1024, /* and of its payload: room for 200 group ids */
+    AUTH_CACHE_ENTRIES = 4096,    /* verified tokens remembered (by SHA-256) until their exp */
+    AUTH_DEFAULT_SKEW = 300,      /* seconds */
 };
 
 typedef struct {
@@ -50,10 +52,10 @@ void auth_verifier_set_jwks_refetch_ms(auth_verifier *v, int64_t ms);
 /* Verifies an Authorization header value ("Bearer <jwt>"; NULL = missing).
  * RST_OK and *out filled, or RST_EINVAL with a short, specific, lower-case
  * reason for the client (e.g. "missing bearer token", "token is malformed",
- * "algorithm HS256 is not accepted", "unknown signing key", "signature does not
- * verify", "token expired", "token not yet valid", "issued in the future",
- * "issuer not accepted", "audience not accepted", "tenant not accepted",
- * "required scope missing"). The reason and the log never hold the token.
+ * "algorithm HS256 is not accepted", "token header is too long", "token payload
+ * is nested too deeply", "unknown signing key", "signature does not verify", "token expired",
+ * "token not yet valid", "issued in the future", "issuer not accepted", "audience not accepted",
+ * "tenant not accepted", "required scope missing"). The reason and the log never hold the token.
  * Thread-safe; a verified token is served from a cache until exp + skew. */
 int auth_verify(auth_verifier *v, const char *authorization, auth_identity *out, char *reason,
                 size_t reasonlen);

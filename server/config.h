@@ -42,6 +42,9 @@ typedef struct {
     char *artifacts;                /* file:///dir or azblob://container; NULL = data dir */
     char *azure_storage_connection; /* for azblob:// */
     long long max_upload_bytes;
+    long long max_decompressed_bytes; /* CSV bytes of a version after gunzip */
+    int max_compression_ratio;        /* decompressed : compressed of a gzip upload */
+    int max_rows_per_version;
 
     /* executors: who carries action plans out */
     char *executor;          /* "local", "azure" or "dry-run" */

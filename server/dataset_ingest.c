@@ -71,7 +71,38 @@ static int load_version(PGconn *c, const char *id, version_info *v)
     return RST_OK;
 }
 
-/* Streams the raw artifact through gunzip (when needed) into the ingester. */
+/* The bounds of one version after decompression (review 2026-12, finding 8: a
+ * 709 KB gzip became 209 MB and 2.75 M rows). */
+static struct {
+    uint64_t max_bytes; /* CSV bytes fed to the ingester */
+    uint64_t max_ratio; /* decompressed : compressed, gzip only */
+    uint64_t max_rows;
+} limits;
+
+/* Below this much output a ratio means nothing (a small file of repeated rows
+ * is no bomb); above it, the ratio is checked after every inflate call. */
+#define RATIO_FLOOR ((uint64_t)1 << 20)
+
+/* Feeds len more CSV bytes unless that passes the byte limit, in which case the
+ * version is refused instead (and ingest_done says so). */
+static int feed(ingest *g, const char *data, size_t len, uint64_t *fed)
+{
+    if (*fed + len > limits.max_bytes) {
+        char why[200];
+        snprintf(why, sizeof why,
+                 "the file is larger than %llu bytes (decompressed), the limit per version"
+                 " (ROASTERY_MAX_DECOMPRESSED_BYTES)",
+                 (unsigned long long)limits.max_bytes);
+        ingest_refuse(g, "ROASTERY_MAX_DECOMPRESSED_BYTES", limits.max_bytes, why);
+        return RST_OK;
+    }
+    *fed += len;
+    return ingest_feed(g, data, len);
+}
+
+/* Streams the raw artifact through gunzip (when needed) into the ingester,
+ * stopping as soon as the outcome is settled (a limit passed, an unusable
+ * file): a bomb is never inflated further than the limit that refuses it. */
 static int pump(artifact_reader *rd, int gz, ingest *g, char *err, size_t errlen)
 {
     enum { CHUNK = 1 << 18 };
@@ -79,6 +110,7 @@ static int pump(artifact_reader *rd, int gz, ingest *g, char *err, size_t errlen
     z_stream zs;
     memset(&zs, 0, sizeof zs);
     int rc = RST_OK;
+    uint64_t fed = 0;
     if (gz && inflateInit2(&zs, 15 + 32) != Z_OK) {
         snprintf(err, errlen, "cannot start gunzip");
         rc = RST_EIO;
@@ -86,14 +118,15 @@ static int pump(artifact_reader *rd, int gz, ingest *g, char *err, size_t errlen
     }
     size_t got = 0;
     int zdone = 0;
-    while (rc == RST_OK && !(rc = artifacts_reader_read(rd, in, CHUNK, &got)) && got) {
+    while (rc == RST_OK && !ingest_done(g) && !(rc = artifacts_reader_read(rd, in, CHUNK, &got)) &&
+           got) {
         if (!gz) {
-            rc = ingest_feed(g, in, got);
+            rc = feed(g, in, got, &fed);
             continue;
         }
         zs.next_in = (Bytef *)in;
         zs.avail_in = (uInt)got;
-        while (zs.avail_in && rc == RST_OK && !zdone) {
+        while (zs.avail_in && rc == RST_OK && !zdone && !ingest_done(g)) {
             zs.next_out = (Bytef *)out;
             zs.avail_out = CHUNK;
             int z = inflate(&zs, Z_NO_FLUSH);
@@ -102,11 +135,23 @@ static int pump(artifact_reader *rd, int gz, ingest *g, char *err, size_t errlen
                 rc = RST_EINVAL;
                 break;
             }
-            rc = ingest_feed(g, out, CHUNK - zs.avail_out);
             zdone = z == Z_STREAM_END;
+            uint64_t zin = zs.total_in, zout = zs.total_out;
+            if (zout > RATIO_FLOOR && zout / limits.max_ratio > zin) {
+                char why[240];
+                snprintf(why, sizeof why,
+                         "the gzip upload decompresses more than %llu times its size"
+                         " (%llu bytes from the first %llu), the limit"
+                         " (ROASTERY_MAX_COMPRESSION_RATIO)",
+                         (unsigned long long)limits.max_ratio, (unsigned long long)zout,
+                         (unsigned long long)zin);
+                ingest_refuse(g, "ROASTERY_MAX_COMPRESSION_RATIO", limits.max_ratio, why);
+                break;
+            }
+            rc = feed(g, out, CHUNK - zs.avail_out, &fed);
         }
     }
-    if (rc == RST_OK && gz && !zdone) {
+    if (rc == RST_OK && gz && !zdone && !ingest_done(g)) {
         snprintf(err, errlen, "the gzip stream is truncated");
         rc = RST_EINVAL;
     }
@@ -205,7 +250,8 @@ static ops_result step_ingest(ops_ctx *ctx, json_t *request, json_t **response, 
                         .min_date = NULL,
                         .max_date = NULL,
                         .max_errors_kept = 100,
-                        .max_daily_keys = 0};
+                        .max_daily_keys = 0,
+                        .max_rows = limits.max_rows};
     g = ingest_new(&o, write_canonical, write_quarantine, &s);
     int rc = pump(rd, v->gzip, g, err, sizeof err);
     if (rc == RST_OK)
@@ -231,8 +277,12 @@ static ops_result step_ingest(ops_ctx *ctx, json_t *request, json_t **response, 
     }
     char csha[65], qsha[65];
     uint64_t csize = 0, qsize = 0;
-    int qused = s.quarantine_used;
-    rc = artifacts_writer_commit(s.canonical, csha, &csize);
+    int qused = s.quarantine_used, keep = !ingest_rejected(g);
+    /* A rejected version has no canonical file: what was written before a
+     * limit refused it (up to the limit) is not kept. */
+    rc = keep ? artifacts_writer_commit(s.canonical, csha, &csize) : RST_OK;
+    if (!keep)
+        artifacts_writer_abort(s.canonical);
     s.canonical = NULL;
     if (rc == RST_OK && qused)
         rc = artifacts_writer_commit(s.quarantine, qsha, &qsize);
@@ -244,11 +294,12 @@ static ops_result step_ingest(ops_ctx *ctx, json_t *request, json_t **response, 
         ops_set_error(ctx, "artifacts_unavailable", "cannot store the canonical file");
         goto out;
     }
-    char *curi = artifacts_uri(store, ckey);
+    char *curi = keep ? artifacts_uri(store, ckey) : NULL;
     char *quri = qused ? artifacts_uri(store, qkey) : NULL;
-    json_object_set_new(result, "canonical",
-                        json_pack("{s:s, s:s, s:s, s:I}", "key", ckey, "uri", curi, "sha256", csha,
-                                  "bytes", (json_int_t)csize));
+    if (curi)
+        json_object_set_new(result, "canonical",
+                            json_pack("{s:s, s:s, s:s, s:I}", "key", ckey, "uri", curi, "sha256",
+                                      csha, "bytes", (json_int_t)csize));
     if (quri)
         json_object_set_new(result, "quarantine",
                             json_pack("{s:s, s:s, s:I}", "key", qkey, "uri", quri, "bytes",
@@ -411,8 +462,11 @@ static ops_result handle(ops_ctx *ctx)
     return r;
 }
 
-void dataset_ingest_register(artifact_store *s)
+void dataset_ingest_register(artifact_store *s, const config *cfg)
 {
     store = s;
+    limits.max_bytes = (uint64_t)cfg->max_decompressed_bytes;
+    limits.max_ratio = (uint64_t)cfg->max_compression_ratio;
+    limits.max_rows = (uint64_t)cfg->max_rows_per_version;
     ops_register("dataset.ingest", handle);
 }

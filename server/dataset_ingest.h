@@ -6,8 +6,12 @@
 #define ROASTERY_DATASET_INGEST_H
 
 #include "artifacts.h"
+#include "config.h"
 
-/* Registers the operation kind; store is borrowed and must outlive workers. */
-void dataset_ingest_register(artifact_store *store);
+/* Registers the operation kind; store is borrowed and must outlive workers.
+ * The upload limits (ROASTERY_MAX_DECOMPRESSED_BYTES, _COMPRESSION_RATIO,
+ * _ROWS_PER_VERSION) are read from cfg here; a version over one is rejected
+ * with a result naming it. */
+void dataset_ingest_register(artifact_store *store, const config *cfg);
 
 #endif

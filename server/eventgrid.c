@@ -2,6 +2,7 @@
  * malformed delivery is refused whole (400: Event Grid dead-letters it rather than retrying
  * a request that can never succeed). */
 #include "eventgrid.h"
+#include "jsonguard.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -157,21 +158,6 @@ int eventgrid_secret_equal(const char *presented, const char *expected)
 
 /* ---- parsing ------------------------------------------------------------ */
 
-static int depth_ok(json_t *v, int depth)
-{
-    if (depth > EVENTGRID_MAX_DEPTH)
-        return 0;
-    size_t i;
-    const char *k;
-    json_t *x;
-    if (json_is_array(v)) {
-        json_array_foreach(v, i, x) if (!depth_ok(x, depth + 1)) return 0;
-    } else if (json_is_object(v)) {
-        json_object_foreach(v, k, x) if (!depth_ok(x, depth + 1)) return 0;
-    }
-    return 1;
-}
-
 typedef struct {
     json_t *errors;
     char prefix[32]; /* "[3]." or "" */
@@ -310,15 +296,16 @@ int eventgrid_parse(const char *body, size_t len, eventgrid_batch *out, json_t *
     *errors = NULL;
     checker ck = {.errors = json_array()};
     json_error_t jerr;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = NULL;
+    int jrc = jsonguard_loadb(body, len, JSON_REJECT_DUPLICATES, &root, &jerr);
+    if (jrc == RST_ETOOBIG) { /* refused before parsing: jansson recurses per level */
+        err(&ck, "body", "must be nested at most 32 levels deep");
+        goto bad;
+    }
     if (!root) {
         json_array_append_new(ck.errors,
                               json_pack("{s:s, s:s, s:i, s:i}", "field", "body", "reason",
                                         jerr.text, "line", jerr.line, "column", jerr.column));
-        goto bad;
-    }
-    if (!depth_ok(root, 0)) {
-        err(&ck, "body", "must be nested at most 32 levels deep");
         goto bad;
     }
     int single = json_is_object(root) && json_object_get(root, "specversion");

@@ -9,7 +9,6 @@
 
 enum {
     EVENTGRID_MAX_EVENTS = 5000, /* Event Grid's own batch limit */
-    EVENTGRID_MAX_DEPTH = 32,
     EVENTGRID_MAX_ID = 256,
 };
 

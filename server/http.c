@@ -2,6 +2,7 @@
  * our own table, so 404/405, problem+json, request ids, the access log and
  * the metrics are handled in one place for every route. */
 #include "http.h"
+#include "jsonguard.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -15,7 +16,6 @@
 
 #define MAX_PARAMS 8
 #define MAX_HEADERS_OUT 8
-#define JSON_MAX_DEPTH 32
 
 struct http_server {
     struct mg_context *ctx;
@@ -427,22 +427,6 @@ void http_problem_field(http_req *req, const char *field, const char *reason)
 
 /* ---- bodies ----------------------------------------------------------- */
 
-static int json_depth_ok(json_t *v, int depth)
-{
-    if (depth > JSON_MAX_DEPTH)
-        return 0;
-    if (json_is_object(v)) {
-        const char *k;
-        json_t *c;
-        json_object_foreach(v, k, c) if (!json_depth_ok(c, depth + 1)) return 0;
-    } else if (json_is_array(v)) {
-        size_t i;
-        json_t *c;
-        json_array_foreach(v, i, c) if (!json_depth_ok(c, depth + 1)) return 0;
-    }
-    return 1;
-}
-
 static int is_json_type(const char *ct)
 {
     if (!ct)
@@ -544,7 +528,12 @@ int http_read_json(http_req *req, json_t **out)
     if (rc)
         return rc;
     json_error_t err;
-    json_t *v = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err);
+    json_t *v = NULL;
+    rc = jsonguard_loadb(data, len, JSON_REJECT_DUPLICATES, &v, &err);
+    if (rc == RST_ETOOBIG) { /* refused before parsing: jansson recurses per level */
+        http_problem_field(req, "body", "must be nested at most 32 levels deep");
+        return RST_EINVAL;
+    }
     if (!v) {
         json_t *errors = json_pack("[{s:s, s:s, s:i, s:i}]", "field", "body", "reason", err.text,
                                    "line", err.line, "column", err.column);
@@ -552,7 +541,7 @@ int http_read_json(http_req *req, json_t **out)
                      "line %d, column %d: %s", err.line, err.column, err.text);
         return RST_EINVAL;
     }
-    if (!json_is_object(v) || !json_depth_ok(v, 0)) {
+    if (!json_is_object(v)) {
         json_decref(v);
         http_problem_field(req, "body", "must be a JSON object nested at most 32 levels deep");
         return RST_EINVAL;

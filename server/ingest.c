@@ -2,6 +2,7 @@
  * outcome: counts, the first errors, the quarantine of bad rows as sent. */
 #include "ingest.h"
 #include "csv.h"
+#include "csvout.h"
 #include "sales.h"
 #include "util.h"
 
@@ -33,6 +34,7 @@ struct ingest {
     int rejected;
     char *reason;
     json_t *parse_error;
+    json_t *limit; /* {"setting", "value"} of the limit that rejected the version */
     int io_status; /* a write callback's failure */
     int done, finished;
     sales_error errs[SALES_MAX_ROW_ERRORS];
@@ -48,6 +50,17 @@ static void reject(ingest *g, char *reason_steals)
     }
 }
 
+void ingest_refuse(ingest *g, const char *setting, uint64_t value, const char *reason)
+{
+    if (g->rejected)
+        return;
+    reject(g, xstrdup(reason));
+    g->limit = json_pack("{s:s, s:I}", "setting", setting, "value", (json_int_t)value);
+    g->done = 1;
+    g->stop_canonical = 1; /* the version is refused whole: nothing more is worth writing */
+    g->cbuf.len = 0;
+}
+
 static int flush(ingest *g, buf_t *b, write_fn fn)
 {
     if (!b->len || g->io_status)
@@ -59,6 +72,25 @@ static int flush(ingest *g, buf_t *b, write_fn fn)
         g->done = 1;
     }
     return rc;
+}
+
+/* A record as sent, unless one of its cells would run as a formula in a
+ * spreadsheet: then its fields are written anew with csvout_text (the values
+ * unchanged; the sales parser reads the guarded cells back as they were). */
+static void put_record(buf_t *b, const csv_record *rec)
+{
+    int guard = 0;
+    for (size_t i = 0; i < rec->count && !guard; i++)
+        guard = csvout_needs_guard(rec->fields[i].data, rec->fields[i].len);
+    if (!guard) {
+        buf_append(b, rec->raw, rec->raw_len);
+        return;
+    }
+    for (size_t i = 0; i < rec->count; i++) {
+        if (i)
+            buf_puts(b, ",");
+        csvout_text(b, rec->fields[i].data, rec->fields[i].len);
+    }
 }
 
 static int quarantine(ingest *g, const csv_record *rec, size_t nerr)
@@ -73,9 +105,9 @@ static int quarantine(ingest *g, const csv_record *rec, size_t nerr)
     buf_init(&why, 0);
     for (size_t i = 0; i < nerr; i++)
         buf_printf(&why, "%s%s: %s", i ? "; " : "", g->errs[i].column, g->errs[i].reason);
-    buf_append(q, rec->raw, rec->raw_len);
+    put_record(q, rec);
     buf_puts(q, ",");
-    sales_write_field(q, why.data ? why.data : "", why.len);
+    csvout_text(q, why.data ? why.data : "", why.len);
     buf_puts(q, "\n");
     buf_free(&why);
     return q->len >= FLUSH_AT ? flush(g, q, g->wq) : RST_OK;
@@ -90,9 +122,11 @@ static int on_header(ingest *g, const csv_record *rec)
         g->done = 1;
         return STOP;
     }
-    g->qheader = xmalloc(rec->raw_len + 1);
-    memcpy(g->qheader, rec->raw, rec->raw_len);
-    g->qheader_len = rec->raw_len;
+    buf_t h;
+    buf_init(&h, 0);
+    put_record(&h, rec);
+    g->qheader = h.data ? h.data : xstrdup("");
+    g->qheader_len = h.len;
     sales_write_header(&g->cbuf);
     return 0;
 }
@@ -102,6 +136,15 @@ static int on_record(void *arg, const csv_record *rec)
     ingest *g = arg;
     if (!g->header_seen)
         return on_header(g, rec);
+    if (g->o.max_rows && g->rows_read >= g->o.max_rows) {
+        char why[200];
+        snprintf(why, sizeof why,
+                 "the file has more than %llu data rows, the limit per version"
+                 " (ROASTERY_MAX_ROWS_PER_VERSION)",
+                 (unsigned long long)g->o.max_rows);
+        ingest_refuse(g, "ROASTERY_MAX_ROWS_PER_VERSION", g->o.max_rows, why);
+        return STOP;
+    }
     g->rows_read++;
     sales_row row;
     size_t n = sales_parse_row(g->schema, rec, &row, g->errs, SALES_MAX_ROW_ERRORS);
@@ -243,6 +286,14 @@ json_t *ingest_result_json(const ingest *g)
     json_object_set_new(r, "errors_truncated", json_boolean(g->errors_truncated));
     if (g->parse_error)
         json_object_set_new(r, "parse_error", json_deep_copy(g->parse_error));
+    if (g->limit) {
+        json_object_set_new(r, "limit", json_deep_copy(g->limit));
+        json_object_set_new(r, "problem",
+                            json_pack("{s:s, s:s, s:i, s:s, s:O}", "type",
+                                      "https://roastery.dev/problems/upload-limit", "title",
+                                      "Upload over a limit", "status", 413, "detail", g->reason,
+                                      "limit", json_object_get(g->limit, "setting")));
+    }
     json_object_set_new(r, "profile", profile_to_json(g->prof));
     return r;
 }
@@ -266,5 +317,6 @@ void ingest_free(ingest *g)
     json_decref(g->errors);
     free(g->reason);
     json_decref(g->parse_error);
+    json_decref(g->limit);
     free(g);
 }

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
     int on_error_quarantine; /* 0 = reject the version on any bad row */
@@ -16,6 +17,8 @@ typedef struct {
     size_t max_errors_kept;  /* row errors kept for the result; 0 = 100 */
     size_t max_daily_keys;   /* profile's (date, store, product) keys; 0 = 2,000,000
                                 (about 40 bytes of memory each) */
+    uint64_t max_rows;       /* data rows of one version; more rejects it (see ingest_refuse);
+                                0 = no limit */
 } ingest_options;
 
 typedef struct ingest ingest;
@@ -28,7 +31,9 @@ typedef struct ingest ingest;
  *    says "rejected", discard whatever was written.
  *  - quarantine: only called when a row is bad: the header line as sent plus
  *    ",error", then each bad row's text exactly as sent plus "," and the
- *    reasons as one quoted field. Written under both policies.
+ *    reasons as one quoted field. Written under both policies. A line with a
+ *    cell a spreadsheet would run as a formula (= + - @ TAB CR first) has its
+ *    cells re-written spreadsheet-safe instead (csvout_text: "'=x").
  * arg is borrowed. new: caller frees with ingest_free. Returns NULL when o is
  * NULL or its dates are not YYYY-MM-DD with min <= max. */
 ingest *ingest_new(const ingest_options *o,
@@ -48,6 +53,14 @@ int ingest_finish(ingest *g);
  * or a write failure): the caller may stop feeding and call ingest_finish. */
 int ingest_done(const ingest *g);
 
+/* Rejects the version because the input passed a limit (setting names it, e.g.
+ * "ROASTERY_MAX_DECOMPRESSED_BYTES", value is its value; reason is copied):
+ * the result gets "reason", and "limit" {"setting", "value"} plus "problem", a
+ * problem+json object (type .../problems/upload-limit, status 413) naming it.
+ * What is written to the canonical file is of no use any more; feeding stops
+ * (ingest_done). The first rejection wins. */
+void ingest_refuse(ingest *g, const char *setting, uint64_t value, const char *reason);
+
 /* 1 when the version must be rejected (valid after ingest_finish). */
 int ingest_rejected(const ingest *g);
 
@@ -64,6 +77,8 @@ int ingest_rejected(const ingest *g);
  *               "value": "-3", "reason": "must be a whole number >= 0"}, ...],
  *   "errors_truncated": false,           more errors than max_errors_kept
  *   "parse_error": {"line": 5, "column": 3, "message": "..."},   only when the CSV is broken
+ *   "limit": {"setting": "ROASTERY_MAX_ROWS_PER_VERSION", "value": 50000000},  only when a
+ *            limit rejected the version, with "problem": {type, title, status, detail, limit}
  *   "profile": {...}                     profile_to_json() of the accepted rows
  * } */
 json_t *ingest_result_json(const ingest *g);

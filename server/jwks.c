@@ -14,6 +14,7 @@
 #include <openssl/core_names.h>
 #include <openssl/param_build.h>
 
+#include "jsonguard.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -237,7 +238,8 @@ static EVP_PKEY *keyset_find(const keyset *ks, const char *kid)
 static int keyset_parse(const char *doc, size_t len, keyset *ks, char *err, size_t errlen)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(doc, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = NULL;
+    jsonguard_loadb(doc, len, JSON_REJECT_DUPLICATES, &root, &jerr); /* fetched on HTTP threads */
     json_t *arr = root ? json_object_get(root, "keys") : NULL;
     if (!root) {
         snprintf(err, errlen, "not JSON: %s at line %d column %d", jerr.text, jerr.line,

@@ -153,7 +153,7 @@ static int open_artifacts(runtime *rt)
         fprintf(stderr, "roastery: ROASTERY_ARTIFACTS=%s: %s\n", url, err);
     else {
         azure_exec_init(&rt->cfg, rt->artifacts);
-        dataset_ingest_register(rt->artifacts);
+        dataset_ingest_register(rt->artifacts, &rt->cfg);
         run_exec_register(&rt->cfg, rt->artifacts);
         promotion_ops_register(&rt->cfg, rt->artifacts);
         forecast_ops_register(&rt->cfg, rt->artifacts);

@@ -2,6 +2,7 @@
  * Money is parsed into integer cents (never through floating point) so that
  * totals compare exactly. */
 #include "sales.h"
+#include "csvout.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -529,6 +530,10 @@ static int text_field(row_ctx *c, int f, sales_str *out)
 {
     size_t n;
     const char *v = val(c, f, &n);
+    /* our own exports guard would-be formulas ("'=x"): read them back as given */
+    size_t skip = csvout_unguard(v, n);
+    v += skip;
+    n -= skip;
     out->s = v;
     out->len = n;
     if (!n) {
@@ -883,7 +888,7 @@ int sales_write_header(buf_t *b)
 int sales_write_row(buf_t *b, const sales_row *r)
 {
     /* text fields are at most SALES_MAX_TEXT_BYTES, so a line fits easily */
-    char line[3 * (2 * SALES_MAX_TEXT_BYTES + 2) + 256];
+    char line[3 * (2 * SALES_MAX_TEXT_BYTES + 3) + 256];
     size_t k = 0;
     if (r->store_id.len > SALES_MAX_TEXT_BYTES || r->city.len > SALES_MAX_TEXT_BYTES ||
         r->product.len > SALES_MAX_TEXT_BYTES)
@@ -891,16 +896,16 @@ int sales_write_row(buf_t *b, const sales_row *r)
     sales_format_date(r->date, line);
     k = 10;
     line[k++] = ',';
-    k += put_field(line + k, r->store_id.s, r->store_id.len);
+    k += csvout_put_text(line + k, r->store_id.s, r->store_id.len);
     line[k++] = ',';
     k += put_str(line + k, sales_country_name(r->country) ? sales_country_name(r->country) : "");
     line[k++] = ',';
-    k += put_field(line + k, r->city.s, r->city.len);
+    k += csvout_put_text(line + k, r->city.s, r->city.len);
     line[k++] = ',';
     k +=
         put_str(line + k, sales_category_name(r->category) ? sales_category_name(r->category) : "");
     line[k++] = ',';
-    k += put_field(line + k, r->product.s, r->product.len);
+    k += csvout_put_text(line + k, r->product.s, r->product.len);
     line[k++] = ',';
     k += put_int(line + k, r->quantity);
     line[k++] = ',';

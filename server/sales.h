@@ -135,11 +135,14 @@ json_t *sales_error_json(const sales_error *e);
 
 /* Appends SALES_CANONICAL_HEADER and "\n". RST_OK or RST_ETOOBIG (buf limit). */
 int sales_write_header(buf_t *b);
-/* Appends one canonical line (ends with "\n"). RST_OK or RST_ETOOBIG. */
+/* Appends one canonical line (ends with "\n"). Text cells (store_id, city,
+ * product) are spreadsheet-safe (csvout_put_text: "'=x" for =x), and
+ * sales_parse_row reads them back unchanged. RST_OK or RST_ETOOBIG. */
 int sales_write_row(buf_t *b, const sales_row *r);
 
 /* Appends s as one CSV field, quoted when it holds a comma, quote, CR or LF or
- * starts or ends with a space. RST_OK or RST_ETOOBIG. */
+ * starts or ends with a space. For files only machines read (daily.csv, COPY
+ * input); people's files use csvout_text. RST_OK or RST_ETOOBIG. */
 int sales_write_field(buf_t *b, const char *s, size_t len);
 
 #endif

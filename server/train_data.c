@@ -5,6 +5,7 @@
 #include "train_data.h"
 
 #include "csv.h"
+#include "csvout.h"
 #include "sales.h"
 #include "salesgen.h"
 #include "util.h"
@@ -380,10 +381,11 @@ static int canon_header(const char *line, size_t n)
 }
 
 /* A name as text_field takes it unchanged: 1..SALES_MAX_TEXT_BYTES bytes, no
- * control character, nothing trim() would remove. */
+ * control character, nothing trim() would remove, no formula guard for
+ * text_field to strip (our writer quotes guarded cells: they go the general way). */
 static int canon_text(const char *s, size_t n)
 {
-    if (!n || n > SALES_MAX_TEXT_BYTES || s[0] == ' ' || s[n - 1] == ' ')
+    if (!n || n > SALES_MAX_TEXT_BYTES || s[0] == ' ' || s[n - 1] == ' ' || csvout_unguard(s, n))
         return 0;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7F || s[i] == '"')

@@ -4,6 +4,7 @@
  * train_xgb, train_baselines, train_metrics and train_report. */
 #include "trainer.h"
 
+#include "csvout.h"
 #include "run_limits.h"
 #include "sales.h"
 #include "train_baselines.h"
@@ -455,9 +456,9 @@ static int write_backtest_csv(const run *r, train_output *out, char *err, size_t
                 const char *store = d->store_ids[d->series_store[i]];
                 const char *product = d->product_names[d->series_product[i]];
                 buf_printf(&b, "%s,", date);
-                sales_write_field(&b, store, strlen(store));
+                csvout_text(&b, store, strlen(store)); /* a file for people: guarded */
                 buf_puts(&b, ",");
-                sales_write_field(&b, product, strlen(product));
+                csvout_text(&b, product, strlen(product));
                 buf_printf(&b, ",%.10g,%.3f,%.3f,%.3f,%.3f,%.3f,%s\n",
                            d->qty[i * (size_t)d->ndays + (size_t)t], r->fc[a][k],
                            bo[TRAIN_INTERVALS_LO80], bo[TRAIN_INTERVALS_HI80],

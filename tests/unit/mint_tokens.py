@@ -16,8 +16,8 @@ import sys
 import time
 
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 TENANT = "3f2c1a9e-5b7d-4e21-9c0a-1d2e3f4a5b6c"
 OTHER_TENANT = "99999999-5b7d-4e21-9c0a-1d2e3f4a5b6c"
@@ -77,6 +77,17 @@ def unsigned(header, payload, signature=b""):
     """A token assembled by hand (for algorithms PyJWT refuses to produce)."""
     return ".".join([b64url(json.dumps(header).encode()), b64url(json.dumps(payload).encode()),
                      b64url(signature)])
+
+
+def signed_raw(header, payload, key):
+    """A genuine RS256 token over JSON texts given as they are (nesting too deep for json.dumps)."""
+    signing_input = b64url(header.encode()) + "." + b64url(payload.encode())
+    sig = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return signing_input + "." + b64url(sig)
+
+
+def nested(depth):
+    return "[" * depth + "]" * depth
 
 
 def mint_all(d):
@@ -160,6 +171,18 @@ def mint_all(d):
         "name_fallback": rs(claims(now, name=None, preferred_username="pu@globojava.example")),
         "oid_as_name": rs(claims(now, name=None, preferred_username=None)),
     }
+    # Size and nesting refused before any JSON is parsed (the JSON parser recurses per level).
+    hdr = '{"alg":"RS256","typ":"JWT","kid":"key-a"'
+    body = json.dumps(claims(now))[:-1]
+    tokens.update({
+        "deep_header": signed_raw(hdr + ',"x":' + nested(5000) + "}", body + "}", key_a),
+        "deep_payload": signed_raw(hdr + "}", body + ',"x":' + nested(5000) + "}", key_a),
+        "payload_depth_32": signed_raw(hdr + "}", body + ',"x":' + nested(31) + "}", key_a),
+        "payload_depth_33": signed_raw(hdr + "}", body + ',"x":' + nested(32) + "}", key_a),
+        "header_depth_33": signed_raw(hdr + ',"x":' + nested(32) + "}", body + "}", key_a),
+        "long_header": rs(claims(now), x="A" * 1100),
+        "long_payload": rs(claims(now, x="A" * 11000)),
+    })
     for name, token in tokens.items():
         write(os.path.join(d, name + ".jwt"), token)
 

@@ -504,6 +504,51 @@ static void test_tampered_and_malformed(void **state)
     auth_verifier_free(v);
 }
 
+/* Size and nesting are refused before any JSON parser runs (review 2026-12,
+ * finding 1: a 1,000-deep header crashed the server before the signature was
+ * looked at). Every token here is genuinely signed with key-a. */
+static void test_size_and_nesting_refused_before_parsing(void **state)
+{
+    (void)state;
+    auth_settings s = base_settings("jwks.json");
+    auth_verifier *v = verifier_for(&s);
+    auth_identity id;
+    expect_refused(v, "deep_header", "token header is too long");
+    expect_refused(v, "header_depth_33", "token header is nested too deeply");
+    expect_refused(v, "deep_payload", "token payload is nested too deeply");
+    expect_refused(v, "payload_depth_33", "token payload is nested too deeply");
+    expect_refused(v, "long_header", "token header is too long");
+    expect_refused(v, "long_payload", "token payload is too long");
+    expect_ok(v, "payload_depth_32", &id); /* the limit itself is fine */
+    assert_string_equal(id.oid, OID);
+    /* unsigned, by hand: the header is judged before any key is looked up */
+    buf_t b;
+    buf_init(&b, 0);
+    buf_puts(&b, "Bearer ");
+    char hdr[128];
+    size_t n = 0;
+    n += (size_t)snprintf(hdr, sizeof hdr, "{\"alg\":\"RS256\",\"kid\":\"key-a\",\"x\":");
+    for (int i = 0; i < 33; i++)
+        hdr[n++] = '[';
+    hdr[n] = '\0';
+    static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (size_t i = 0; i < n; i += 3) { /* base64url by hand, unpadded */
+        unsigned x = (unsigned)(unsigned char)hdr[i] << 16;
+        if (i + 1 < n)
+            x |= (unsigned)(unsigned char)hdr[i + 1] << 8;
+        if (i + 2 < n)
+            x |= (unsigned char)hdr[i + 2];
+        char q[4] = {B64[x >> 18 & 63], B64[x >> 12 & 63], B64[x >> 6 & 63], B64[x & 63]};
+        buf_append(&b, q, i + 2 < n ? 4 : i + 1 < n ? 3 : 2);
+    }
+    buf_puts(&b, ".e30.AAAA");
+    char reason[160] = "";
+    assert_int_equal(auth_verify(v, b.data, &id, reason, sizeof reason), RST_EINVAL);
+    assert_string_equal(reason, "token header is nested too deeply");
+    buf_free(&b);
+    auth_verifier_free(v);
+}
+
 /* A token the verifier refused must not show up in the reason or in any log
  * line, whatever the case. */
 static void test_reason_never_contains_token(void **state)
@@ -1035,6 +1080,7 @@ int main(void)
         cmocka_unit_test(test_issuer_audience_tenant),
         cmocka_unit_test(test_algorithms_refused),
         cmocka_unit_test(test_tampered_and_malformed),
+        cmocka_unit_test(test_size_and_nesting_refused_before_parsing),
         cmocka_unit_test(test_reason_never_contains_token),
         cmocka_unit_test(test_key_rollover),
         cmocka_unit_test(test_unusable_keys_skipped),

@@ -111,12 +111,33 @@ static void test_azuread_needs_tenant_and_audience(void **state)
     expect_error("ROASTERY_EXECUTOR", "cloud", "one of local|azure|dry-run");
 }
 
+/* The bounds of a dataset version after decompression (security review 2026-12, finding 8). */
+static void test_upload_limits(void **state)
+{
+    (void)state;
+    clear_env();
+    config c;
+    char err[256];
+    assert_int_equal(config_load(&c, err, sizeof err), RST_OK);
+    assert_true(c.max_decompressed_bytes == 20LL << 30);
+    assert_int_equal(c.max_compression_ratio, 100);
+    assert_int_equal(c.max_rows_per_version, 50000000);
+    config_free(&c);
+    expect_error("ROASTERY_MAX_COMPRESSION_RATIO", "1", "from 2 to 100000");
+    unsetenv("ROASTERY_MAX_COMPRESSION_RATIO");
+    expect_error("ROASTERY_MAX_ROWS_PER_VERSION", "0", "from 1 to 2000000000");
+    unsetenv("ROASTERY_MAX_ROWS_PER_VERSION");
+    expect_error("ROASTERY_MAX_DECOMPRESSED_BYTES", "12", "at least 1024");
+    unsetenv("ROASTERY_MAX_DECOMPRESSED_BYTES");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_values_parsed),
         cmocka_unit_test(test_errors_name_variable_value_and_expectation),
+        cmocka_unit_test(test_upload_limits),
         cmocka_unit_test(test_azuread_needs_tenant_and_audience),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -175,6 +175,13 @@ static void test_malformed_deliveries_name_the_field(void **state)
     memset(deep + 41, ']', 41);
     deep[82] = '\0';
     expect_error(deep, "body", "nested");
+    /* 100,000 levels: refused by the pre-scan, before jansson recurses into them */
+    char *huge = xmalloc(200001);
+    memset(huge, '[', 100000);
+    memset(huge + 100000, ']', 100000);
+    huge[200000] = '\0';
+    expect_error(huge, "body", "nested at most 32 levels");
+    free(huge);
 }
 
 static void test_unknown_types_parse_as_unknown(void **state)

@@ -418,6 +418,82 @@ static void test_throughput_1m_rows(void **state)
     sink_free(&s);
 }
 
+/* Review 2026-12, finding 8: 2.75 M identical rows were all accepted. A version
+ * holds at most max_rows data rows; one more rejects it whole, naming the limit. */
+static void test_row_limit_rejects_the_version_naming_it(void **state)
+{
+    (void)state;
+    buf_t in;
+    buf_init(&in, 0);
+    buf_puts(&in, "Store ID,Date,Country,City,Product Category,Product,Quantity Sold,Price,"
+                  "Total Sale,Weather,Promotion,Holiday\n");
+    for (int i = 0; i < 101; i++)
+        buf_puts(&in, "S1,2023-01-15,USA,Seattle,Coffee,Caffe Latte,3,4.50,13.50,Sunny,No,Yes\n");
+    size_t header_len = strcspn(in.data, "\n") + 1, row_len = (in.len - header_len) / 101;
+    for (int quarantine = 0; quarantine < 2; quarantine++) {
+        sink s;
+        sink_init(&s);
+        ingest_options o = {.on_error_quarantine = quarantine, .max_rows = 100};
+        json_t *r = run(in.data, in.len, 7, &o, &s); /* 101 rows: one too many */
+        assert_true(json_is_true(json_object_get(r, "rejected")));
+        assert_non_null(strstr(json_string_value(json_object_get(r, "reason")),
+                               "ROASTERY_MAX_ROWS_PER_VERSION"));
+        json_t *lim = json_object_get(r, "limit");
+        assert_string_equal(json_string_value(json_object_get(lim, "setting")),
+                            "ROASTERY_MAX_ROWS_PER_VERSION");
+        assert_int_equal(json_integer_value(json_object_get(lim, "value")), 100);
+        json_t *p = json_object_get(r, "problem");
+        assert_string_equal(json_string_value(json_object_get(p, "type")),
+                            "https://roastery.dev/problems/upload-limit");
+        assert_int_equal(json_integer_value(json_object_get(p, "status")), 413);
+        assert_string_equal(json_string_value(json_object_get(p, "limit")),
+                            "ROASTERY_MAX_ROWS_PER_VERSION");
+        assert_int_equal(json_integer_value(json_object_get(r, "rows_read")), 100);
+        json_decref(r);
+        sink_free(&s);
+    }
+    /* exactly the limit is a version like any other */
+    sink s;
+    sink_init(&s);
+    ingest_options o = {.max_rows = 100};
+    json_t *r = run(in.data, in.len - row_len, 0, &o, &s);
+    assert_false(json_is_true(json_object_get(r, "rejected")));
+    assert_null(json_object_get(r, "limit"));
+    assert_int_equal(json_integer_value(json_object_get(r, "rows_accepted")), 100);
+    json_decref(r);
+    sink_free(&s);
+    buf_free(&in);
+}
+
+/* A limit enforced by the caller (bytes after gunzip, the ratio) stops the
+ * ingest: later input is ignored and the first rejection stands. */
+static void test_refused_by_the_caller_ignores_the_rest(void **state)
+{
+    (void)state;
+    sink s;
+    sink_init(&s);
+    ingest_options o = {.on_error_quarantine = 1};
+    ingest *g = ingest_new(&o, w_canonical, w_quarantine, &s);
+    assert_int_equal(ingest_feed(g, mixed, 200), RST_OK);
+    assert_false(ingest_done(g));
+    ingest_refuse(g, "ROASTERY_MAX_DECOMPRESSED_BYTES", 200,
+                  "too big (ROASTERY_MAX_DECOMPRESSED_BYTES)");
+    ingest_refuse(g, "ROASTERY_MAX_COMPRESSION_RATIO", 100, "second");
+    assert_true(ingest_done(g));
+    assert_int_equal(ingest_feed(g, mixed + 200, sizeof mixed - 201), RST_OK);
+    assert_int_equal(ingest_finish(g), RST_OK);
+    assert_true(ingest_rejected(g));
+    json_t *r = ingest_result_json(g);
+    assert_string_equal(json_string_value(json_object_get(r, "reason")),
+                        "too big (ROASTERY_MAX_DECOMPRESSED_BYTES)");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "limit"), "setting")),
+                        "ROASTERY_MAX_DECOMPRESSED_BYTES");
+    assert_int_equal(json_integer_value(json_object_get(r, "rows_read")), 1);
+    json_decref(r);
+    ingest_free(g);
+    sink_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +504,8 @@ int main(void)
         cmocka_unit_test(test_vending_dataset_is_refused),
         cmocka_unit_test(test_errors_kept_are_bounded),
         cmocka_unit_test(test_write_failure_and_options),
+        cmocka_unit_test(test_row_limit_rejects_the_version_naming_it),
+        cmocka_unit_test(test_refused_by_the_caller_ignores_the_rest),
         cmocka_unit_test(test_throughput_1m_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
