@@ -28,6 +28,8 @@
     " FROM project_members m WHERE m.user_oid = " oid " AND split_part(o.subject, '/', 1) ="      \
     " 'projects' AND split_part(o.subject, '/', 2) = m.project_id)))"
 
+/* The operation and whether the caller may see it ($2 admin, $4 sees project work, $3 oid),
+ * so a refusal is told from an unknown id and audited. */
 static const char SQL_SHOW[] =
     "SELECT json_build_object(" OPERATION_FIELDS ", 'actions', coalesce(("
     " SELECT json_agg(json_build_object('position', a.position, 'step', a.step,"
@@ -36,8 +38,8 @@ static const char SQL_SHOW[] =
     "  'started_at', a.started_at, 'finished_at', a.finished_at,"
     "  'duration_ms', round(extract(epoch FROM a.finished_at - a.started_at) * 1000))"
     "  ORDER BY a.position)"
-    " FROM operation_actions a WHERE a.operation_id = o.id), '[]'::json))::text"
-    " FROM operations o WHERE o.id = $1::uuid AND " VISIBLE("$2", "$4", "$3");
+    " FROM operation_actions a WHERE a.operation_id = o.id), '[]'::json))::text, "
+    VISIBLE("$2", "$4", "$3") " FROM operations o WHERE o.id = $1::uuid";
 
 static const char SQL_LIST[] =
     "SELECT o.seq, json_build_object(" OPERATION_FIELDS ")::text FROM operations o"
@@ -93,6 +95,8 @@ void api_operations_show(http_req *req)
     }
     if (PQntuples(r) == 0)
         http_problem(req, 404, "not-found", "Not found", NULL, "no operation %s", id);
+    else if (PQgetvalue(r, 0, 1)[0] != 't')
+        policy_answer(req, POLICY_HIDDEN, "operation");
     else
         http_reply_bytes(req, 200, "application/json", PQgetvalue(r, 0, 0),
                          (size_t)PQgetlength(r, 0, 0));
