@@ -234,8 +234,10 @@ void api_store_serving_put(http_req *req)
         project = v_string(&v, body, "project", 1, 63, v_check_slug);
     if (v_finish(&v, req) || !(c = api_conn(req)))
         goto out;
-    PGresult *r = db_exec(c, "SELECT version FROM stores WHERE id = $1", 1, (const char *[]){id},
-                          NULL);
+    PGresult *r = db_exec(c,
+                          "SELECT version, serving_project IS NOT DISTINCT FROM $2 FROM stores"
+                          " WHERE id = $1",
+                          2, (const char *[]){id, project}, NULL);
     if (!r || PQntuples(r) == 0) {
         if (r)
             http_problem(req, 404, "not-found", "Not found", NULL, "no resource at this path");
@@ -246,9 +248,14 @@ void api_store_serving_put(http_req *req)
     }
     char version[24];
     snprintf(version, sizeof version, "%s", PQgetvalue(r, 0, 0));
+    int same = PQgetvalue(r, 0, 1)[0] == 't';
     PQclear(r);
     if (api_if_match_fails(req, version))
         goto out;
+    if (same) { /* already so: nothing changes, not even the version */
+        reply_store(req, c, id, 200);
+        goto out;
+    }
     char state[6] = "";
     r = db_exec(c,
                 "UPDATE stores SET serving_project = $2, serving_set_by = $3, serving_set_at ="
