@@ -278,6 +278,8 @@ class ReachTest(unittest.TestCase):
                          f"{base}/webhooks/{hook}/deliveries", f"{base}/forecast-runs"):
                 st, _, body = self.srv.json("GET", path, token=token)
                 self.assertEqual(st, 200 if ok else 404, (path, body))
+        self.assertTrue([e for e in self.denials("mallory")
+                         if e["action"] == "GET /api/v1/operations/{id}"], "audited as denied")
         # what a store manager does see of the project: its accuracy, and his stores' forecasts
         self.assertEqual(self.srv.json("GET", f"{base}/accuracy", token=self.mallory)[0], 200)
 
