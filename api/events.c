@@ -389,14 +389,15 @@ static json_t *handle_blob(handler_ctx *h, const eventgrid_event *e)
     }
     /* Only a path under its own project's folder claims a blob, whatever an older server let
      * a dataset set (policy_event_grid_claim holds new paths to the same rule). */
-    PGresult *r = db_exec(c,
-                          "SELECT project_id, name FROM datasets WHERE event_grid_path IS NOT NULL"
-                          " AND starts_with($1, event_grid_path) AND length($1) >"
-                          " length(event_grid_path) AND substr(event_grid_path, strpos(event_grid_path,"
-                          " '/blobs/') + 7) LIKE $2 || project_id || '/%' ORDER BY"
-                          " length(event_grid_path) DESC"
-                          " LIMIT 1",
-                          2, (const char *[]){e->subject, EVENTGRID_PROJECT_FOLDER}, NULL);
+    PGresult *r =
+        db_exec(c,
+                "SELECT project_id, name FROM datasets WHERE event_grid_path IS NOT NULL"
+                " AND starts_with($1, event_grid_path) AND length($1) >"
+                " length(event_grid_path) AND substr(event_grid_path, strpos(event_grid_path,"
+                " '/blobs/') + 7) LIKE $2 || project_id || '/%' ORDER BY"
+                " length(event_grid_path) DESC"
+                " LIMIT 1",
+                2, (const char *[]){e->subject, EVENTGRID_PROJECT_FOLDER}, NULL);
     if (!r)
         goto unavailable;
     if (PQntuples(r) == 0) {

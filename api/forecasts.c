@@ -52,7 +52,7 @@ static int store_allowed(http_req *req, const char *store, PGconn **conn)
     size_t len;
     snprintf(key, sizeof key, "acl|%s|%s", who ? who->id.oid : "", store);
     if (forecast_cache_get(key, &body, &len, etag)) {
-        policy_decision d = body[0] == 'A' ? POLICY_ALLOW
+        policy_decision d = body[0] == 'A'   ? POLICY_ALLOW
                             : body[0] == 'F' ? POLICY_FORBIDDEN
                                              : POLICY_HIDDEN;
         free(body);
@@ -62,8 +62,11 @@ static int store_allowed(http_req *req, const char *store, PGconn **conn)
         return 0;
     policy_decision d = policy_check(*conn, who, ACT_STORE_FORECAST_READ, store);
     if (d == POLICY_ALLOW || d == POLICY_HIDDEN || d == POLICY_FORBIDDEN)
-        forecast_cache_put(key, d == POLICY_ALLOW ? "A" : d == POLICY_FORBIDDEN ? "F" : "H", 1,
-                           etag);
+        forecast_cache_put(key,
+                           d == POLICY_ALLOW       ? "A"
+                           : d == POLICY_FORBIDDEN ? "F"
+                                                   : "H",
+                           1, etag);
     return !policy_answer(req, d, "store");
 }
 
@@ -624,7 +627,8 @@ void api_actuals_post(http_req *req)
     /* Every store within the caller's reach (its manager, a contributor of the project that
      * serves it, an admin), or nothing is applied: a denial, not a validation failure. */
     char refused[80], what[160];
-    policy_decision d = policy_check_stores(c, who, ACT_ACTUALS_REPORT, st, refused, sizeof refused);
+    policy_decision d =
+        policy_check_stores(c, who, ACT_ACTUALS_REPORT, st, refused, sizeof refused);
     snprintf(what, sizeof what, "report actuals for store %s", refused);
     if (policy_answer(req, d, what))
         goto out;

@@ -11,9 +11,9 @@
 #include <string.h>
 
 #define STORE_JSON                                                                                 \
-    "json_build_object('id', s.id, 'name', s.name, 'country', s.country, 'city', s.city,"         \
-    " 'timezone', s.timezone, 'serving_project', s.serving_project, 'serving_set_by',"           \
-    " s.serving_set_by, 'serving_set_at', s.serving_set_at, 'created_at', s.created_at,"          \
+    "json_build_object('id', s.id, 'name', s.name, 'country', s.country, 'city', s.city,"          \
+    " 'timezone', s.timezone, 'serving_project', s.serving_project, 'serving_set_by',"             \
+    " s.serving_set_by, 'serving_set_at', s.serving_set_at, 'created_at', s.created_at,"           \
     " 'updated_at', s.updated_at, 'version', s.version)"
 
 static const char *check_country(const char *s)

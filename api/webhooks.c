@@ -1,5 +1,6 @@
 /* Outbound webhooks of a project: subscriptions (owners and admins manage them, members
- * read them; store managers never, as for datasets), their delivery log, and a ping. Deliveries themselves are server/webhooks.c. */
+ * read them; store managers never, as for datasets), their delivery log, and a ping. Deliveries
+ * themselves are server/webhooks.c. */
 #include "api.h"
 #include "app.h"
 #include "policy.h"

@@ -70,8 +70,7 @@ static int flush(PGconn *c, batch *b, const char *project, const char *source, l
         " u) - (SELECT count(*) FROM own), (SELECT count(*) FROM own JOIN actuals a ON"
         " a.store_id = own.s AND a.product = own.p AND a.day = own.d AND a.source = 'api')",
         6,
-        (const char *[]){b->store.data, b->product.data, b->day.data, b->qty.data, source,
-                         project},
+        (const char *[]){b->store.data, b->product.data, b->day.data, b->qty.data, source, project},
         NULL);
     if (!r || PQntuples(r) != 1) {
         PQclear(r);

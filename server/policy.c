@@ -90,10 +90,10 @@ static policy_decision store_decision(PGconn *conn, const caller *who, const cha
  * its serving project with one of the roles $6, $5 the caller's oid. Which project serves a
  * store is the admin's choice (stores.serving_project), so no project takes a store over by
  * forecasting it. */
-#define STORE_REACH                                                                              \
-    "($2::boolean OR ($3::boolean AND EXISTS (SELECT 1 FROM store_assignments a"                 \
-    " WHERE a.store_id = u.s AND a.user_oid = $5)) OR ($4::boolean AND EXISTS (SELECT 1 FROM"   \
-    " stores st JOIN project_members m ON m.project_id = st.serving_project AND m.user_oid = $5" \
+#define STORE_REACH                                                                                \
+    "($2::boolean OR ($3::boolean AND EXISTS (SELECT 1 FROM store_assignments a"                   \
+    " WHERE a.store_id = u.s AND a.user_oid = $5)) OR ($4::boolean AND EXISTS (SELECT 1 FROM"      \
+    " stores st JOIN project_members m ON m.project_id = st.serving_project AND m.user_oid = $5"   \
     " WHERE st.id = u.s AND m.role = ANY ($6::text[]))))"
 
 /* The first store of stores (a text[] literal, or one id when one is set) that who does not
@@ -125,14 +125,13 @@ static int stores_unreached(PGconn *conn, const caller *who, policy_action act, 
 }
 
 static policy_decision store_reach_decision(PGconn *conn, const caller *who, policy_action act,
-                                            const char *stores, int one, char *refused,
-                                            size_t cap)
+                                            const char *stores, int one, char *refused, size_t cap)
 {
     int report = act == ACT_ACTUALS_REPORT;
     if (cap)
         refused[0] = '\0';
     if (report && !(who->id.roles & (AUTH_ROLE_PLATFORM_ADMIN | AUTH_ROLE_DATA_SCIENTIST |
-                                      AUTH_ROLE_STORE_MANAGER)))
+                                     AUTH_ROLE_STORE_MANAGER)))
         return POLICY_FORBIDDEN;
     if (!stores)
         return report ? POLICY_ALLOW : POLICY_HIDDEN;
@@ -172,8 +171,10 @@ policy_decision policy_event_grid_claim(PGconn *conn, const char *project, const
     size_t fl = strlen(EVENTGRID_PROJECT_FOLDER), pl = strlen(project);
     if (strncmp(folder, EVENTGRID_PROJECT_FOLDER, fl) || strncmp(folder + fl, project, pl) ||
         folder[fl + pl] != '/') {
-        snprintf(why, cap, "event_grid_path must lie under the project's folder " EVENTGRID_PROJECT_FOLDER
-                 "%s/ of the container", project);
+        snprintf(why, cap,
+                 "event_grid_path must lie under the project's folder " EVENTGRID_PROJECT_FOLDER
+                 "%s/ of the container",
+                 project);
         return POLICY_FORBIDDEN;
     }
     /* One blob, one owner: no path inside another dataset's, none holding another's. An
@@ -189,8 +190,10 @@ policy_decision policy_event_grid_claim(PGconn *conn, const char *project, const
     policy_decision d = POLICY_ALLOW;
     if (PQntuples(r)) {
         if (PQgetvalue(r, 0, 0)[0] == 't')
-            snprintf(why, cap, "event_grid_path nests with dataset %s's path: one folder, one"
-                     " dataset", PQgetvalue(r, 0, 1));
+            snprintf(why, cap,
+                     "event_grid_path nests with dataset %s's path: one folder, one"
+                     " dataset",
+                     PQgetvalue(r, 0, 1));
         else
             snprintf(why, cap, "event_grid_path nests with another project's dataset path");
         d = POLICY_FORBIDDEN;
@@ -347,8 +350,8 @@ char *policy_trail_json(const policy_trail *t)
     return out ? out : xstrdup("[]");
 }
 
-policy_decision policy_recheck(PGconn *conn, const caller *who, const char *trail_json,
-                               char *what, size_t cap)
+policy_decision policy_recheck(PGconn *conn, const caller *who, const char *trail_json, char *what,
+                               size_t cap)
 {
     snprintf(what, cap, "replay");
     if (!trail_json)
@@ -372,8 +375,8 @@ policy_decision policy_recheck(PGconn *conn, const caller *who, const char *trai
         }
         d = decide(conn, who, act, resource);
         if (d != POLICY_ALLOW) {
-            snprintf(what, cap, "replay of an answer given under %s%s%s", name,
-                     resource ? " " : "", resource ? resource : "");
+            snprintf(what, cap, "replay of an answer given under %s%s%s", name, resource ? " " : "",
+                     resource ? resource : "");
             break;
         }
     }

@@ -23,30 +23,30 @@ typedef enum {
 } project_role;
 
 typedef enum {
-    ACT_PROJECT_CREATE,     /* data scientists and admins */
-    ACT_PROJECT_READ,       /* members and admins */
-    ACT_PROJECT_WRITE,      /* contributors, owners, admins: datasets, runs, compute */
-    ACT_PROJECT_MANAGE,     /* owners and admins: description, members */
-    ACT_PROJECT_SET_LIMITS, /* admins: budget and quota */
-    ACT_PROJECT_APPROVE,    /* admins: over-quota compute, production promotions */
-    ACT_DATASET_READ,       /* project members who are data scientists or admins */
-    ACT_DATASET_WRITE,      /* contributors and owners who are data scientists, admins */
-    ACT_COMPUTE_READ,       /* as ACT_DATASET_READ: project work of data scientists */
-    ACT_COMPUTE_WRITE,      /* as ACT_DATASET_WRITE */
-    ACT_PRICE_READ,         /* data scientists and admins */
-    ACT_PRICE_MANAGE,       /* admins */
-    ACT_STORE_READ,         /* admins, data scientists; store managers: assigned stores */
-    ACT_STORE_MANAGE,       /* admins: stores and assignments */
-    ACT_AUDIT_READ,         /* admins */
-    ACT_USER_LIST,          /* admins */
+    ACT_PROJECT_CREATE,      /* data scientists and admins */
+    ACT_PROJECT_READ,        /* members and admins */
+    ACT_PROJECT_WRITE,       /* contributors, owners, admins: datasets, runs, compute */
+    ACT_PROJECT_MANAGE,      /* owners and admins: description, members */
+    ACT_PROJECT_SET_LIMITS,  /* admins: budget and quota */
+    ACT_PROJECT_APPROVE,     /* admins: over-quota compute, production promotions */
+    ACT_DATASET_READ,        /* project members who are data scientists or admins */
+    ACT_DATASET_WRITE,       /* contributors and owners who are data scientists, admins */
+    ACT_COMPUTE_READ,        /* as ACT_DATASET_READ: project work of data scientists */
+    ACT_COMPUTE_WRITE,       /* as ACT_DATASET_WRITE */
+    ACT_PRICE_READ,          /* data scientists and admins */
+    ACT_PRICE_MANAGE,        /* admins */
+    ACT_STORE_READ,          /* admins, data scientists; store managers: assigned stores */
+    ACT_STORE_MANAGE,        /* admins: stores and assignments */
+    ACT_AUDIT_READ,          /* admins */
+    ACT_USER_LIST,           /* admins */
     ACT_STORE_FORECAST_READ, /* a store's forecasts and accuracy: admins, its store managers,
                                 members of its serving project */
-    ACT_ACTUALS_REPORT,     /* actuals of a store: admins, its store managers, contributors of
-                               its serving project who are data scientists; with no store:
-                               whether the roles may report actuals at all */
-    ACT_PROJECT_WORK_READ,  /* a project's internals (operations, webhooks and deliveries,
-                               forecast runs): as ACT_DATASET_READ */
-    ACT_WEBHOOK_MANAGE,     /* owners who are data scientists, admins */
+    ACT_ACTUALS_REPORT,      /* actuals of a store: admins, its store managers, contributors of
+                                its serving project who are data scientists; with no store:
+                                whether the roles may report actuals at all */
+    ACT_PROJECT_WORK_READ,   /* a project's internals (operations, webhooks and deliveries,
+                                forecast runs): as ACT_DATASET_READ */
+    ACT_WEBHOOK_MANAGE,      /* owners who are data scientists, admins */
 } policy_action;
 
 int policy_is_admin(const caller *who);
@@ -95,8 +95,8 @@ void policy_trail_free(policy_trail *t);
 char *policy_trail_json(const policy_trail *t);
 /* Checks who again against a trail stored by policy_trail_json (NULL: nothing recorded).
  * ALLOW, or the first refusal with what it was about in what (cap bytes). */
-policy_decision policy_recheck(PGconn *conn, const caller *who, const char *trail_json,
-                               char *what, size_t cap);
+policy_decision policy_recheck(PGconn *conn, const caller *who, const char *trail_json, char *what,
+                               size_t cap);
 
 /* Answers the request for a refusal (403/404/503) and marks it for the
  * audit log. Returns 1 when it answered (decision not ALLOW), 0 otherwise. */
