@@ -723,7 +723,8 @@ void api_forecast_runs_create(http_req *req)
     PGconn *c = api_conn(req);
     if (!c)
         return;
-    if (policy_answer(req, policy_check(c, who, ACT_PROJECT_WRITE, project), "project") ||
+    /* Project work, as compute: store managers start no forecast runs, even as contributors. */
+    if (policy_answer(req, policy_check(c, who, ACT_COMPUTE_WRITE, project), "forecast runs") ||
         http_read_json(req, &body))
         goto out;
     validator v;

@@ -114,8 +114,9 @@ static int stores_unreached(PGconn *conn, const caller *who, policy_action act, 
                        report ? "{contributor,owner}" : "{reader,contributor,owner}"};
     PGresult *r = db_exec(conn,
                           one ? "SELECT u.s FROM (SELECT $1::text AS s) u WHERE NOT " STORE_REACH
-                              : "SELECT u.s FROM unnest($1::text[]) WITH ORDINALITY AS u(s, i)"
-                                " WHERE NOT " STORE_REACH " ORDER BY u.i LIMIT 1",
+                              : "SELECT u.s FROM (SELECT s, min(i) AS i FROM unnest($1::text[])"
+                                " WITH ORDINALITY AS t(s, i) GROUP BY s) u WHERE NOT " STORE_REACH
+                                " ORDER BY u.i LIMIT 1",
                           6, p, NULL);
     if (!r)
         return RST_EDB;

@@ -280,8 +280,16 @@ class ReachTest(unittest.TestCase):
                 self.assertEqual(st, 200 if ok else 404, (path, body))
         self.assertTrue([e for e in self.denials("mallory")
                          if e["action"] == "GET /api/v1/operations/{id}"], "audited as denied")
-        # what a store manager does see of the project: its accuracy, and his stores' forecasts
+        # what a store manager does see of the project: its accuracy
         self.assertEqual(self.srv.json("GET", f"{base}/accuracy", token=self.mallory)[0], 200)
+        # and even as a contributor, he starts no forecast run (nor sees one's internals)
+        member = f"{base}/members/{self.oids['mallory']}"
+        self.srv.json("PUT", member, {"role": "contributor"}, token=self.dana)
+        try:
+            st, _, body = self.srv.json("POST", f"{base}/forecast-runs", {}, token=self.mallory)
+            self.assertEqual(st, 404, body)
+        finally:
+            self.srv.json("PUT", member, {"role": "reader"}, token=self.dana)
 
     # ---- finding 16: idempotent replays
 
