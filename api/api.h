@@ -68,6 +68,7 @@ void api_stores_create(http_req *req);
 void api_stores_list(http_req *req);
 void api_stores_show(http_req *req);
 void api_stores_update(http_req *req);
+void api_store_serving_put(http_req *req);
 void api_store_managers_list(http_req *req);
 void api_store_managers_put(http_req *req);
 void api_store_managers_delete(http_req *req);
@@ -149,6 +150,11 @@ void api_events_azure_options(http_req *req);
 void api_datasets_update(http_req *req);
 /* 0 when path may be a dataset's event_grid_path here, else 1 with the reason in why. */
 int api_events_path_problem(http_req *req, const char *path, char *why, size_t cap);
+/* 0 when project's dataset may claim the well-formed path (policy_event_grid_claim: under
+ * the project's own folder, nested with no other dataset's path); else 1, answered (403 as a
+ * denial, or 503). */
+int api_events_path_claim(http_req *req, PGconn *c, const char *project, const char *dataset,
+                          const char *path);
 
 /* webhooks.c: outbound webhooks per project and their delivery log */
 void api_webhooks_create(http_req *req);

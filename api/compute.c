@@ -29,7 +29,8 @@
     " WHERE p.id = t.project_id), 'decision', t.decision, 'decided_by', t.decided_by,"            \
     " 'decided_at', t.decided_at, 'decision_reason', t.decision_reason, 'executor', t.executor,"  \
     " 'plan_summary', t.plan_summary, 'outputs', t.outputs, 'arm_id', t.arm_id, 'failure',"       \
-    " t.failure, 'operation_id', t.operation_id, 'requested_by', t.requested_by, 'created_at',"   \
+    " t.failure, 'operation_id', t.operation_id, 'requested_by', t.requested_by,"                 \
+    " 'change_requested_by', coalesce(t.change_requested_by, t.requested_by), 'created_at',"      \
     " t.created_at, 'updated_at', t.updated_at, 'deleted_at', t.deleted_at, 'version',"           \
     " t.version)"
 
@@ -545,7 +546,8 @@ void api_compute_list(http_req *req)
     list(req, NULL);
 }
 
-/* Locks the compute row for a change and checks access and If-Match.
+/* Locks the compute row for a change and checks access and If-Match; requester gets who
+ * asked for the change being decided (the last PATCH's caller, else the original requester).
  * Returns 0 with the transaction open, else answers (and rolls back). */
 static int lock_for_change(http_req *req, PGconn *c, const char *id, policy_action act,
                            char *state, size_t slen, char *requester, size_t rlen,
@@ -556,8 +558,8 @@ static int lock_for_change(http_req *req, PGconn *c, const char *id, policy_acti
         begin(req, c))
         return 1;
     PGresult *r = db_exec(c,
-                          "SELECT state, requested_by, version FROM compute_targets"
-                          " WHERE id::text = $1 FOR UPDATE",
+                          "SELECT state, coalesce(change_requested_by, requested_by), version"
+                          " FROM compute_targets WHERE id::text = $1 FOR UPDATE",
                           1, (const char *[]){id}, NULL);
     if (!r || PQntuples(r) != 1) {
         PQclear(r);
@@ -585,8 +587,9 @@ static void wrong_state(http_req *req, PGconn *c, const char *state, const char 
     http_problem(req, 409, "conflict", "Wrong state", NULL, "the compute is %s: %s", state, what);
 }
 
-/* POST /api/v1/compute/{id}/approve and /reject: a platform admin who is
- * not the requester decides, with a reason. */
+/* POST /api/v1/compute/{id}/approve and /reject: a platform admin who did
+ * not ask for the change (the request, or the scale-up since) decides, with
+ * a reason. */
 static void decide_by_admin(http_req *req, int approve)
 {
     caller *who = access_caller(req);
@@ -610,14 +613,22 @@ static void decide_by_admin(http_req *req, int approve)
         wrong_state(req, c, state, "only a request pending approval is decided");
         goto out;
     }
-    if (!strcmp(requester, who->id.oid)) {
+    if (policy_four_eyes(who, requester) != POLICY_ALLOW) {
         rollback(c);
         who->denied = 1;
-        snprintf(who->deny_reason, sizeof who->deny_reason, "four eyes: own request");
+        snprintf(who->deny_reason, sizeof who->deny_reason, "four eyes: own change");
         http_problem(req, 403, "four-eyes", "Four eyes", NULL,
-                     "you asked for this compute: another platform admin must decide it");
+                     "you asked for this change: another platform admin must decide it");
         goto out;
     }
+    /* The decision's audit row names whose change it decided. */
+    char why[200];
+    snprintf(why, sizeof why, "%s the change asked for by %s", approve ? "approved" : "rejected",
+             requester);
+    app_ctx *app = http_app(req);
+    access_audit(app->guard, c, who, approve ? "compute.approve" : "compute.reject",
+                 who->subject, "succeeded", approve ? 202 : 200, why, http_request_id(req),
+                 http_remote_addr(req));
     char op[37] = "";
     PGresult *r;
     if (approve) {
@@ -761,11 +772,13 @@ void api_compute_update(http_req *req)
                 " idle_minutes = $4::int, monthly_estimate_usd = $5::numeric, decision = $6::jsonb,"
                 " state = $7, decided_by = NULL, decided_at = NULL, decision_reason = NULL,"
                 " expires_at = CASE WHEN $9::boolean THEN $8::timestamptz ELSE expires_at END,"
-                " updated_at = now(), version = version + 1 WHERE id::text = $1",
-                9,
+                " change_requested_by = $10, updated_at = now(), version = version + 1"
+                " WHERE id::text = $1",
+                10,
                 (const char *[]){id, smn, smx, sid, mo, dec,
                                  vd.approved ? "approved" : "pending_approval", expires,
-                                 json_object_get(body, "expires_at") ? "true" : "false"},
+                                 json_object_get(body, "expires_at") ? "true" : "false",
+                                 who->id.oid},
                 sqlstate);
     free(dec);
     if (!r) {

@@ -69,6 +69,8 @@ void api_datasets_create(http_req *req)
     char subject[160];
     snprintf(subject, sizeof subject, "projects/%s/datasets/%s", project, name);
     access_set_subject(req, subject);
+    if (eg_path && api_events_path_claim(req, c, project, name, eg_path)) /* events.c */
+        goto out;
     char state[6];
     PGresult *r = db_exec(c,
                           "INSERT INTO datasets(project_id, name, description, created_by,"

@@ -76,6 +76,14 @@ int api_events_path_problem(http_req *req, const char *path, char *why, size_t c
     return 0;
 }
 
+int api_events_path_claim(http_req *req, PGconn *c, const char *project, const char *dataset,
+                          const char *path)
+{
+    char why[200] = "";
+    policy_decision d = policy_event_grid_claim(c, project, dataset, path, why, sizeof why);
+    return policy_answer(req, d, why);
+}
+
 /* ---- authentication -------------------------------------------------------------- */
 
 static int in_csv_list(const char *list, const char *item)
@@ -379,11 +387,17 @@ static json_t *handle_blob(handler_ctx *h, const eventgrid_event *e)
             goto unavailable;
         return outcome(e, "empty_blob", 0, NULL, NULL, NULL, "the blob is empty");
     }
-    PGresult *r = db_exec(c,
-                          "SELECT project_id, name FROM datasets WHERE event_grid_path IS NOT NULL"
-                          " AND starts_with($1, event_grid_path) AND length($1) >"
-                          " length(event_grid_path) ORDER BY length(event_grid_path) DESC LIMIT 1",
-                          1, (const char *[]){e->subject}, NULL);
+    /* Only a path under its own project's folder claims a blob, whatever an older server let
+     * a dataset set (policy_event_grid_claim holds new paths to the same rule). */
+    PGresult *r =
+        db_exec(c,
+                "SELECT project_id, name FROM datasets WHERE event_grid_path IS NOT NULL"
+                " AND starts_with($1, event_grid_path) AND length($1) >"
+                " length(event_grid_path) AND substr(event_grid_path, strpos(event_grid_path,"
+                " '/blobs/') + 7) LIKE $2 || project_id || '/%' ORDER BY"
+                " length(event_grid_path) DESC"
+                " LIMIT 1",
+                2, (const char *[]){e->subject, EVENTGRID_PROJECT_FOLDER}, NULL);
     if (!r)
         goto unavailable;
     if (PQntuples(r) == 0) {
@@ -620,7 +634,8 @@ void api_datasets_update(http_req *req)
     char version[24];
     snprintf(version, sizeof version, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
-    if (api_if_match_fails(req, version))
+    if (api_if_match_fails(req, version) ||
+        (path && api_events_path_claim(req, c, project, name, path)))
         goto out;
     char state[6] = "";
     r = db_exec(c,

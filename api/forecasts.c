@@ -41,28 +41,33 @@ static int wants_csv(http_req *req)
     return a && strstr(a, "text/csv") && !strstr(a, "application/json");
 }
 
-/* Whether the caller may read store: admins and data scientists always; a
- * store manager for assigned stores, the decision cached like the answer. */
+/* Whether the caller may read store's forecasts and accuracy (policy: admins, its store
+ * managers, members of its serving project), the decision cached like the answer. A refusal,
+ * cached or not, is answered and audited by the policy module. */
 static int store_allowed(http_req *req, const char *store, PGconn **conn)
 {
     caller *who = access_caller(req);
-    if (who && (who->id.roles & (AUTH_ROLE_PLATFORM_ADMIN | AUTH_ROLE_DATA_SCIENTIST)))
+    if (policy_is_admin(who))
         return 1;
     char key[300], *body = NULL, etag[72];
     size_t len;
     snprintf(key, sizeof key, "acl|%s|%s", who ? who->id.oid : "", store);
     if (forecast_cache_get(key, &body, &len, etag)) {
-        int ok = body[0] == '1';
+        policy_decision d = body[0] == 'A'   ? POLICY_ALLOW
+                            : body[0] == 'F' ? POLICY_FORBIDDEN
+                                             : POLICY_HIDDEN;
         free(body);
-        if (!ok)
-            http_problem(req, 404, "not-found", "Not found", NULL, "no resource at this path");
-        return ok;
+        return !policy_answer(req, d, "store");
     }
     if (!*conn && !(*conn = api_conn(req)))
         return 0;
-    policy_decision d = policy_check(*conn, who, ACT_STORE_READ, store);
+    policy_decision d = policy_check(*conn, who, ACT_STORE_FORECAST_READ, store);
     if (d == POLICY_ALLOW || d == POLICY_HIDDEN || d == POLICY_FORBIDDEN)
-        forecast_cache_put(key, d == POLICY_ALLOW ? "1" : "0", 1, etag);
+        forecast_cache_put(key,
+                           d == POLICY_ALLOW       ? "A"
+                           : d == POLICY_FORBIDDEN ? "F"
+                                                   : "H",
+                           1, etag);
     return !policy_answer(req, d, "store");
 }
 
@@ -84,7 +89,8 @@ static void reply_cached(http_req *req, const char *ctype, const char *body, siz
 
 /* Renders a store's forecasts: for each product and day in [from, to] the
  * forecast of the latest ready run that covers the day (what was being
- * served on that day), and the actual when known. NULL on a database error;
+ * served on that day), and the actual when known. Only the store's serving
+ * project (an admin's choice) is served. NULL on a database error;
  * *missing when the store has no current forecast. */
 static char *render_forecasts(PGconn *c, const char *store, const char *from, const char *to,
                               const char *product, int csv, size_t *len, int *missing)
@@ -94,8 +100,9 @@ static char *render_forecasts(PGconn *c, const char *store, const char *from, co
         c,
         "SELECT f.id, f.project_id, f.model, f.model_version, to_char(f.ready_at AT TIME ZONE"
         " 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), f.start_date, f.start_date + f.days - 1"
-        " FROM forecast_runs f WHERE f.current AND f.state = 'ready' AND EXISTS (SELECT 1 FROM"
-        " forecasts x WHERE x.run_id = f.id AND x.store_id = $1) ORDER BY f.ready_at DESC LIMIT 1",
+        " FROM stores s JOIN forecast_runs f ON f.project_id = s.serving_project WHERE s.id = $1"
+        " AND f.current AND f.state = 'ready' AND EXISTS (SELECT 1 FROM forecasts x WHERE"
+        " x.run_id = f.id AND x.store_id = $1)",
         1, (const char *[]){store}, NULL);
     if (!cur)
         return NULL;
@@ -249,13 +256,14 @@ void api_store_accuracy(http_req *req)
     char w[8];
     snprintf(w, sizeof w, "%ld", weeks);
     /* The weeks up to the last day with both a forecast and an actual: the
-     * forecasts as served (latest ready run covering the day) against what
-     * was sold. */
+     * forecasts as served (latest ready run of the serving project covering
+     * the day) against what was sold. */
     PGresult *r = db_exec(
         c,
         "WITH served AS (SELECT DISTINCT ON (fc.product, fc.day) fc.product, fc.day, fc.forecast,"
         " fc.lo80, fc.hi80, fc.lo95, fc.hi95, a.quantity FROM forecasts fc JOIN forecast_runs r"
-        " ON r.id = fc.run_id AND r.state = 'ready' JOIN actuals a ON a.store_id = fc.store_id"
+        " ON r.id = fc.run_id AND r.state = 'ready' AND r.project_id = (SELECT serving_project"
+        " FROM stores WHERE id = $1) JOIN actuals a ON a.store_id = fc.store_id"
         " AND a.product = fc.product AND a.day = fc.day WHERE fc.store_id = $1 ORDER BY"
         " fc.product, fc.day, r.ready_at DESC), last AS (SELECT max(day) AS d FROM served)"
         " SELECT json_build_object('store', $1::text, 'weeks', $2::int, 'items', coalesce("
@@ -528,12 +536,9 @@ void api_actuals_post(http_req *req)
 {
     caller *who = access_caller(req);
     access_set_subject(req, "actuals");
-    int admin_or_ds = who && (who->id.roles & (AUTH_ROLE_PLATFORM_ADMIN | AUTH_ROLE_DATA_SCIENTIST));
-    int manager = who && (who->id.roles & AUTH_ROLE_STORE_MANAGER);
-    if (!admin_or_ds && !manager) {
-        policy_answer(req, POLICY_FORBIDDEN, "report actuals");
+    /* Whether these roles report actuals at all; which stores, once the rows are read. */
+    if (policy_answer(req, policy_check(NULL, who, ACT_ACTUALS_REPORT, NULL), "report actuals"))
         return;
-    }
     actual_rows a;
     memset(&a, 0, sizeof a);
     a.errors = json_array();
@@ -572,8 +577,8 @@ void api_actuals_post(http_req *req)
         pr = pg_array(a.product, a.n);
         dy = pg_array(a.day, a.n);
         qt = pg_array(a.qty, a.n);
-        /* Duplicates in the upload, unknown stores, unknown products, stores
-         * a manager does not manage: each row named by its index. */
+        /* Duplicates in the upload, unknown stores, unknown products: each row
+         * named by its index. Whose stores they are is the policy's, below. */
         PGresult *r = db_exec(
             c,
             "WITH u AS (SELECT i - 1 AS i, s, p, d::date AS d FROM unnest($1::text[], $2::text[],"
@@ -582,11 +587,9 @@ void api_actuals_post(http_req *req)
             " FROM actuals) SELECT i, CASE WHEN count(*) OVER (PARTITION BY s, p, d) > 1 AND i >"
             " min(i) OVER (PARTITION BY s, p, d) THEN 'duplicate' WHEN NOT EXISTS (SELECT 1 FROM"
             " stores WHERE id = s) THEN 'store' WHEN NOT EXISTS (SELECT 1 FROM known WHERE"
-            " known.p = u.p) THEN 'product' WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1"
-            " FROM store_assignments sa WHERE sa.store_id = s AND sa.user_oid = $4) THEN"
-            " 'manager' END AS why, min(i) OVER (PARTITION BY s, p, d) AS first, s, p FROM u"
-            " ORDER BY i",
-            4, (const char *[]){st, pr, dy, admin_or_ds ? NULL : who->id.oid}, NULL);
+            " known.p = u.p) THEN 'product' END AS why, min(i) OVER (PARTITION BY s, p, d) AS"
+            " first, s, p FROM u ORDER BY i",
+            3, (const char *[]){st, pr, dy}, NULL);
         if (!r) {
             http_problem_unavailable(req);
             goto out;
@@ -601,13 +604,10 @@ void api_actuals_post(http_req *req)
                           PQgetvalue(r, i, 2));
             else if (!strcmp(why, "store"))
                 row_error(&a, row, "store_id", "unknown store %s", PQgetvalue(r, i, 3));
-            else if (!strcmp(why, "product"))
+            else
                 row_error(&a, row, "product",
                           "unknown product %s: not in any forecast or earlier actuals",
                           PQgetvalue(r, i, 4));
-            else
-                row_error(&a, row, "store_id", "store %s is not one of yours",
-                          PQgetvalue(r, i, 3));
         }
         PQclear(r);
     }
@@ -617,18 +617,29 @@ void api_actuals_post(http_req *req)
                      json_array_size(a.errors));
         goto out;
     }
+    /* Every store within the caller's reach (its manager, a contributor of the project that
+     * serves it, an admin), or nothing is applied: a denial, not a validation failure. */
+    char refused[80], what[160];
+    policy_decision d =
+        policy_check_stores(c, who, ACT_ACTUALS_REPORT, st, refused, sizeof refused);
+    snprintf(what, sizeof what, "report actuals for store %s", refused);
+    if (policy_answer(req, d, what))
+        goto out;
     /* One upload, one statement: all rows or none; a row equal to what is
-     * stored is left alone, so a repeated upload changes nothing. */
+     * stored is left alone, so a repeated upload changes nothing. A person's
+     * report takes precedence over a dataset-derived row (it becomes 'api' even
+     * at the same quantity), which then no dataset version replaces. */
     PGresult *r = db_exec(
         c,
         "WITH u AS (SELECT s, p, d::date AS d, q::float8 AS q FROM unnest($1::text[],"
         " $2::text[], $3::text[], $4::text[]) AS t(s, p, d, q)), w AS (INSERT INTO actuals AS a"
-        " (store_id, product, day, quantity, source) SELECT s, p, d, q, 'api' FROM u ON CONFLICT"
-        " (store_id, product, day) DO UPDATE SET quantity = EXCLUDED.quantity, source = 'api',"
-        " updated_at = now() WHERE a.quantity IS DISTINCT FROM EXCLUDED.quantity RETURNING"
-        " (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted), count(*) FILTER"
-        " (WHERE NOT inserted) FROM w",
-        4, (const char *[]){st, pr, dy, qt}, NULL);
+        " (store_id, product, day, quantity, source, reported_by) SELECT s, p, d, q, 'api', $5"
+        " FROM u ON CONFLICT (store_id, product, day) DO UPDATE SET quantity ="
+        " EXCLUDED.quantity, source = 'api', reported_by = EXCLUDED.reported_by, source_project"
+        " = NULL, updated_at = now() WHERE a.quantity IS DISTINCT FROM EXCLUDED.quantity OR"
+        " a.source <> 'api' RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE"
+        " inserted), count(*) FILTER (WHERE NOT inserted) FROM w",
+        5, (const char *[]){st, pr, dy, qt, who->id.oid}, NULL);
     if (!r || PQntuples(r) != 1) {
         PQclear(r);
         http_problem_unavailable(req);
@@ -678,8 +689,8 @@ void api_forecast_runs_list(http_req *req)
     PGconn *c = api_conn(req);
     if (!c)
         return;
-    if (!policy_answer(req, policy_check(c, access_caller(req), ACT_PROJECT_READ, project),
-                       "project")) {
+    if (!policy_answer(req, policy_check(c, access_caller(req), ACT_PROJECT_WORK_READ, project),
+                       "forecast runs")) {
         char lim[24];
         snprintf(lim, sizeof lim, "%ld", limit + 1);
         PGresult *r = db_exec(c,
@@ -705,7 +716,8 @@ void api_forecast_runs_create(http_req *req)
     PGconn *c = api_conn(req);
     if (!c)
         return;
-    if (policy_answer(req, policy_check(c, who, ACT_PROJECT_WRITE, project), "project") ||
+    /* Project work, as compute: store managers start no forecast runs, even as contributors. */
+    if (policy_answer(req, policy_check(c, who, ACT_COMPUTE_WRITE, project), "forecast runs") ||
         http_read_json(req, &body))
         goto out;
     validator v;

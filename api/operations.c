@@ -20,12 +20,16 @@
     " 'input', o.input, 'output', o.output, 'error', o.error"
 
 /* Who sees an operation: admins, its creator, and members of the project
- * named by its subject (projects/<id>/...). Takes $2 admin, $3 oid. */
-#define VISIBLE(admin, oid)                                                                        \
-    "(" admin "::boolean OR o.created_by = " oid " OR EXISTS (SELECT 1 FROM project_members m"    \
-    " WHERE m.user_oid = " oid " AND split_part(o.subject, '/', 1) = 'projects'"                  \
-    " AND split_part(o.subject, '/', 2) = m.project_id))"
+ * named by its subject (projects/<id>/...) whose roles see project work
+ * (policy_sees_project_work: not store managers, who never see datasets).
+ * Takes admin and work as "t"/"f", oid. */
+#define VISIBLE(admin, work, oid)                                                                  \
+    "(" admin "::boolean OR o.created_by = " oid " OR (" work "::boolean AND EXISTS (SELECT 1"    \
+    " FROM project_members m WHERE m.user_oid = " oid " AND split_part(o.subject, '/', 1) ="      \
+    " 'projects' AND split_part(o.subject, '/', 2) = m.project_id)))"
 
+/* The operation and whether the caller may see it ($2 admin, $4 sees project work, $3 oid),
+ * so a refusal is told from an unknown id and audited. */
 static const char SQL_SHOW[] =
     "SELECT json_build_object(" OPERATION_FIELDS ", 'actions', coalesce(("
     " SELECT json_agg(json_build_object('position', a.position, 'step', a.step,"
@@ -34,14 +38,14 @@ static const char SQL_SHOW[] =
     "  'started_at', a.started_at, 'finished_at', a.finished_at,"
     "  'duration_ms', round(extract(epoch FROM a.finished_at - a.started_at) * 1000))"
     "  ORDER BY a.position)"
-    " FROM operation_actions a WHERE a.operation_id = o.id), '[]'::json))::text"
-    " FROM operations o WHERE o.id = $1::uuid AND " VISIBLE("$2", "$3");
+    " FROM operation_actions a WHERE a.operation_id = o.id), '[]'::json))::text, "
+    VISIBLE("$2", "$4", "$3") " FROM operations o WHERE o.id = $1::uuid";
 
 static const char SQL_LIST[] =
     "SELECT o.seq, json_build_object(" OPERATION_FIELDS ")::text FROM operations o"
     " WHERE ($1::text IS NULL OR o.state = $1) AND ($2::text IS NULL OR o.kind = $2)"
     " AND ($3::text IS NULL OR o.subject = $3) AND ($4::bigint IS NULL OR o.seq < $4)"
-    " AND " VISIBLE("$6", "$7") " ORDER BY o.seq DESC LIMIT $5::int";
+    " AND " VISIBLE("$6", "$8", "$7") " ORDER BY o.seq DESC LIMIT $5::int";
 
 static int is_uuid(const char *s)
 {
@@ -81,8 +85,9 @@ void api_operations_show(http_req *req)
         return;
     }
     caller *who = access_caller(req);
-    const char *p[] = {id, policy_is_admin(who) ? "t" : "f", who->id.oid};
-    PGresult *r = db_exec(c, SQL_SHOW, 3, p, NULL);
+    const char *p[] = {id, policy_is_admin(who) ? "t" : "f", who->id.oid,
+                       policy_sees_project_work(who) ? "t" : "f"};
+    PGresult *r = db_exec(c, SQL_SHOW, 4, p, NULL);
     db_release(app->pool, c);
     if (!r) {
         http_problem_unavailable(req);
@@ -90,6 +95,8 @@ void api_operations_show(http_req *req)
     }
     if (PQntuples(r) == 0)
         http_problem(req, 404, "not-found", "Not found", NULL, "no operation %s", id);
+    else if (PQgetvalue(r, 0, 1)[0] != 't')
+        policy_answer(req, POLICY_HIDDEN, "operation");
     else
         http_reply_bytes(req, 200, "application/json", PQgetvalue(r, 0, 0),
                          (size_t)PQgetlength(r, 0, 0));
@@ -151,13 +158,14 @@ void api_operations_list(http_req *req)
                        has_cursor >= 0 ? seq_s : NULL,
                        lim,
                        policy_is_admin(who) ? "t" : "f",
-                       who->id.oid};
+                       who->id.oid,
+                       policy_sees_project_work(who) ? "t" : "f"};
     PGconn *c = NULL;
     if (db_acquire(app->pool, 2000, &c)) {
         http_problem_unavailable(req);
         return;
     }
-    PGresult *r = db_exec(c, SQL_LIST, 7, p, NULL);
+    PGresult *r = db_exec(c, SQL_LIST, 8, p, NULL);
     db_release(app->pool, c);
     if (!r) {
         http_problem_unavailable(req);
@@ -187,12 +195,13 @@ void api_operations_list(http_req *req)
  * contributors of its project may. */
 static policy_decision may_cancel(PGconn *c, caller *who, const char *id)
 {
-    const char *p[] = {id, policy_is_admin(who) ? "t" : "f", who->id.oid};
+    const char *p[] = {id, policy_is_admin(who) ? "t" : "f", who->id.oid,
+                       policy_sees_project_work(who) ? "t" : "f"};
     PGresult *r = db_exec(c,
                           "SELECT o.created_by = $3 OR $2::boolean, split_part(o.subject, '/', 1),"
                           " split_part(o.subject, '/', 2) FROM operations o"
-                          " WHERE o.id = $1::uuid AND " VISIBLE("$2", "$3"),
-                          3, p, NULL);
+                          " WHERE o.id = $1::uuid AND " VISIBLE("$2", "$4", "$3"),
+                          4, p, NULL);
     if (!r)
         return POLICY_ERROR;
     policy_decision d = POLICY_HIDDEN;
@@ -230,8 +239,8 @@ void api_operations_cancel(http_req *req)
     int rc = ops_request_cancel(c, id);
     PGresult *r = NULL;
     if (rc == RST_OK) {
-        const char *p[] = {id, "t", who->id.oid};
-        r = db_exec(c, SQL_SHOW, 3, p, NULL);
+        const char *p[] = {id, "t", who->id.oid, "t"};
+        r = db_exec(c, SQL_SHOW, 4, p, NULL);
     }
     db_release(app->pool, c);
     if (rc == RST_ENOTFOUND) {

@@ -3,6 +3,7 @@
  * platform admins set budgets and quotas. */
 #include "api.h"
 #include "app.h"
+#include "forecast_cache.h"
 #include "policy.h"
 #include "util.h"
 #include "validate.h"
@@ -314,6 +315,7 @@ void api_members_put(http_req *req)
     }
     int created = PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
+    forecast_cache_invalidate(); /* cached store-read decisions follow membership */
     r = db_exec(c,
                 "SELECT " MEMBER_JSON "::text FROM project_members m JOIN users u"
                 " ON u.oid = m.user_oid WHERE m.project_id = $1 AND m.user_oid = $2",
@@ -356,8 +358,10 @@ void api_members_delete(http_req *req)
         http_problem_unavailable(req);
     else if (PQntuples(r) == 0)
         http_problem(req, 404, "not-found", "Not found", NULL, "%s is not a member", oid);
-    else
+    else {
+        forecast_cache_invalidate(); /* cached store-read decisions follow membership */
         http_reply_empty(req, 204);
+    }
     PQclear(r);
 out:
     api_release(req, c);

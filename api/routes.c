@@ -87,6 +87,7 @@ static const http_route routes[] = {
     {"POST", "/api/v1/stores", api_stores_create, 0},
     {"GET", "/api/v1/stores/{store}", api_stores_show, 0},
     {"PATCH", "/api/v1/stores/{store}", api_stores_update, 0},
+    {"PUT", "/api/v1/stores/{store}/serving-project", api_store_serving_put, 0},
     {"GET", "/api/v1/stores/{store}/forecasts", api_store_forecasts, 0},
     {"GET", "/api/v1/stores/{store}/accuracy", api_store_accuracy, 0},
     {"GET", "/api/v1/projects/{project}/accuracy", api_project_accuracy, 0},

@@ -1,7 +1,8 @@
-/* Stores and the store managers assigned to them. Admins manage both; a
- * store manager sees only the stores assigned to them. */
+/* Stores, the store managers assigned to them and the project that serves each. Admins
+ * manage all three; a store manager sees only the stores assigned to them. */
 #include "api.h"
 #include "app.h"
+#include "forecast_cache.h"
 #include "policy.h"
 #include "util.h"
 #include "validate.h"
@@ -10,9 +11,10 @@
 #include <string.h>
 
 #define STORE_JSON                                                                                 \
-    "json_build_object('id', s.id, 'name', s.name, 'country', s.country, 'city', s.city,"         \
-    " 'timezone', s.timezone, 'created_at', s.created_at, 'updated_at', s.updated_at,"             \
-    " 'version', s.version)"
+    "json_build_object('id', s.id, 'name', s.name, 'country', s.country, 'city', s.city,"          \
+    " 'timezone', s.timezone, 'serving_project', s.serving_project, 'serving_set_by',"             \
+    " s.serving_set_by, 'serving_set_at', s.serving_set_at, 'created_at', s.created_at,"           \
+    " 'updated_at', s.updated_at, 'version', s.version)"
 
 static const char *check_country(const char *s)
 {
@@ -197,6 +199,80 @@ void api_stores_update(http_req *req)
                      "the store changed while you updated it; read it again");
     else
         reply_store(req, c, id, 200);
+    PQclear(r);
+out:
+    if (c)
+        api_release(req, c);
+    json_decref(body);
+}
+
+/* PUT /stores/{store}/serving-project {"project": id | null}: which project's forecasts the
+ * store's managers are served and whose contributors report its actuals. An admin's
+ * decision, so a project never takes a store over by forecasting it. */
+void api_store_serving_put(http_req *req)
+{
+    caller *who = access_caller(req);
+    const char *id = http_param(req, "store");
+    char subject[120];
+    snprintf(subject, sizeof subject, "stores/%.80s/serving-project", id);
+    access_set_subject(req, subject);
+    json_t *body = NULL;
+    PGconn *c = NULL;
+    if (policy_answer(req, policy_check(NULL, who, ACT_STORE_MANAGE, NULL),
+                      "choose a store's serving project") ||
+        http_read_json(req, &body))
+        return;
+    validator v;
+    v_init(&v);
+    static const char *const allowed[] = {"project", NULL};
+    v_only(&v, body, allowed);
+    json_t *pj = json_object_get(body, "project");
+    const char *project = NULL;
+    if (!pj)
+        v_error(&v, "project", "is required: a project id, or null for none");
+    else if (!json_is_null(pj))
+        project = v_string(&v, body, "project", 1, 63, v_check_slug);
+    if (v_finish(&v, req) || !(c = api_conn(req)))
+        goto out;
+    PGresult *r = db_exec(c,
+                          "SELECT version, serving_project IS NOT DISTINCT FROM $2 FROM stores"
+                          " WHERE id = $1",
+                          2, (const char *[]){id, project}, NULL);
+    if (!r || PQntuples(r) == 0) {
+        if (r)
+            http_problem(req, 404, "not-found", "Not found", NULL, "no resource at this path");
+        else
+            http_problem_unavailable(req);
+        PQclear(r);
+        goto out;
+    }
+    char version[24];
+    snprintf(version, sizeof version, "%s", PQgetvalue(r, 0, 0));
+    int same = PQgetvalue(r, 0, 1)[0] == 't';
+    PQclear(r);
+    if (api_if_match_fails(req, version))
+        goto out;
+    if (same) { /* already so: nothing changes, not even the version */
+        reply_store(req, c, id, 200);
+        goto out;
+    }
+    char state[6] = "";
+    r = db_exec(c,
+                "UPDATE stores SET serving_project = $2, serving_set_by = $3, serving_set_at ="
+                " now(), version = version + 1, updated_at = now() WHERE id = $1 AND version ="
+                " $4::int RETURNING 1",
+                4, (const char *[]){id, project, who->id.oid, version}, state);
+    if (!r && !strcmp(state, "23503"))
+        http_problem_field(req, "project", "no such project");
+    else if (!r)
+        http_problem_unavailable(req);
+    else if (PQntuples(r) == 0)
+        http_problem(req, 412, "precondition-failed", "Precondition failed", NULL,
+                     "the store changed while you updated it; read it again");
+    else {
+        forecast_cache_invalidate(); /* answers and access decisions follow the new project */
+        reply_store(req, c, id, 200);
+    }
     PQclear(r);
 out:
     if (c)

@@ -1,5 +1,6 @@
 /* Outbound webhooks of a project: subscriptions (owners and admins manage them, members
- * read them), their delivery log, and a ping. Deliveries themselves are server/webhooks.c. */
+ * read them; store managers never, as for datasets), their delivery log, and a ping. Deliveries
+ * themselves are server/webhooks.c. */
 #include "api.h"
 #include "app.h"
 #include "policy.h"
@@ -144,7 +145,7 @@ void api_webhooks_create(http_req *req)
     PGconn *c = api_conn(req);
     if (!c)
         return;
-    if (policy_answer(req, policy_check(c, who, ACT_PROJECT_MANAGE, project), "manage webhooks") ||
+    if (policy_answer(req, policy_check(c, who, ACT_WEBHOOK_MANAGE, project), "manage webhooks") ||
         http_read_json(req, &body))
         goto out;
     validator v;
@@ -217,7 +218,7 @@ void api_webhooks_list(http_req *req)
     PGconn *c = api_conn(req);
     if (!c)
         return;
-    if (!policy_answer(req, policy_check(c, access_caller(req), ACT_PROJECT_READ, project),
+    if (!policy_answer(req, policy_check(c, access_caller(req), ACT_PROJECT_WORK_READ, project),
                        "read webhooks")) {
         PGresult *r = db_exec(c,
                               "SELECT 'w' || w.seq, " WEBHOOK_JSON "::text FROM webhooks w"
@@ -267,7 +268,7 @@ void api_webhooks_show(http_req *req)
     PGconn *c = api_conn(req);
     if (!c)
         return;
-    if (!policy_answer(req, policy_check(c, access_caller(req), ACT_PROJECT_READ, project),
+    if (!policy_answer(req, policy_check(c, access_caller(req), ACT_PROJECT_WORK_READ, project),
                        "read webhooks") &&
         !webhook_in_project(req, c, project, id, NULL, 0, NULL))
         reply_webhook(req, c, id, 200, NULL);
@@ -288,7 +289,7 @@ void api_webhooks_update(http_req *req)
     char subject[160], version[24];
     snprintf(subject, sizeof subject, "projects/%s/webhooks/%s", project, id);
     access_set_subject(req, subject);
-    if (policy_answer(req, policy_check(c, access_caller(req), ACT_PROJECT_MANAGE, project),
+    if (policy_answer(req, policy_check(c, access_caller(req), ACT_WEBHOOK_MANAGE, project),
                       "manage webhooks") ||
         http_read_json(req, &body))
         goto out;
@@ -349,7 +350,7 @@ void api_webhooks_delete(http_req *req)
     char subject[160], version[24];
     snprintf(subject, sizeof subject, "projects/%s/webhooks/%s", project, id);
     access_set_subject(req, subject);
-    if (!policy_answer(req, policy_check(c, access_caller(req), ACT_PROJECT_MANAGE, project),
+    if (!policy_answer(req, policy_check(c, access_caller(req), ACT_WEBHOOK_MANAGE, project),
                        "manage webhooks") &&
         !webhook_in_project(req, c, project, id, version, sizeof version, NULL) &&
         !api_if_match_fails(req, version)) {
@@ -390,7 +391,7 @@ void api_webhooks_deliveries(http_req *req)
     PGconn *c = api_conn(req);
     if (!c)
         return;
-    if (!policy_answer(req, policy_check(c, access_caller(req), ACT_PROJECT_READ, project),
+    if (!policy_answer(req, policy_check(c, access_caller(req), ACT_PROJECT_WORK_READ, project),
                        "read webhooks") &&
         !webhook_in_project(req, c, project, id, NULL, 0, NULL)) {
         PGresult *r = db_exec(
@@ -422,7 +423,7 @@ void api_webhooks_ping(http_req *req)
     snprintf(subject, sizeof subject, "projects/%s/webhooks/%s", project, id);
     access_set_subject(req, subject);
     int active = 0;
-    if (policy_answer(req, policy_check(c, access_caller(req), ACT_PROJECT_MANAGE, project),
+    if (policy_answer(req, policy_check(c, access_caller(req), ACT_WEBHOOK_MANAGE, project),
                       "manage webhooks") ||
         webhook_in_project(req, c, project, id, NULL, 0, &active))
         goto out;

@@ -4,6 +4,7 @@
 #include "app.h"
 #include "log.h"
 #include "metrics.h"
+#include "policy.h"
 #include "util.h"
 
 #include <math.h>
@@ -230,16 +231,24 @@ static int idempotency_begin(access_guard *a, http_req *req, caller *c, const ch
     }
     PQclear(r);
     r = db_exec(conn,
-                "SELECT request_hash, status, content_type, location, response"
+                "SELECT request_hash, status, content_type, location, response, checks::text"
                 " FROM idempotency_keys WHERE actor_oid = $1 AND key = $2",
                 2, p, NULL);
+    /* A stored answer goes only to a caller who still passes the checks it was given under
+     * (a webhook's one-time secret, say, after the owner left the project). */
+    policy_decision again = POLICY_ALLOW;
+    char what[200] = "";
+    if (r && PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), hash) && !PQgetisnull(r, 0, 1))
+        again = policy_recheck(conn, c, db_value(r, 0, 5), what, sizeof what);
     db_release(a->pool, conn);
     if (!r || PQntuples(r) == 0) {
         PQclear(r);
         http_problem_unavailable(req);
         return 1;
     }
-    if (strcmp(PQgetvalue(r, 0, 0), hash)) {
+    if (again != POLICY_ALLOW) {
+        policy_answer(req, again, what);
+    } else if (strcmp(PQgetvalue(r, 0, 0), hash)) {
         http_problem(req, 422, "idempotency-key-reused", "Idempotency key reused", NULL,
                      "this Idempotency-Key was used with a different request; use a new key");
     } else if (PQgetisnull(r, 0, 1)) {
@@ -273,14 +282,18 @@ static void idempotency_finish(access_guard *a, http_req *req, caller *c)
         char st[16];
         snprintf(st, sizeof st, "%d", status);
         char *text = xstrndup(body, len);
+        char *checks = policy_trail_json(c->trail);
         p[2] = st;
         p[3] = ctype;
         p[4] = location;
         p[5] = text;
+        p[6] = checks;
         r = db_exec(conn,
                     "UPDATE idempotency_keys SET status = $3::int, content_type = $4,"
-                    " location = $5, response = $6 WHERE actor_oid = $1 AND key = $2",
-                    6, p, NULL);
+                    " location = $5, response = $6, checks = $7::jsonb"
+                    " WHERE actor_oid = $1 AND key = $2",
+                    7, p, NULL);
+        free(checks);
         free(text);
     } else {
         /* A server-side failure is not an answer worth replaying. */
@@ -340,6 +353,7 @@ int access_before(http_req *req, const http_route *route)
                      http_request_id(req), http_remote_addr(req));
         return 1;
     }
+    c->trail = policy_trail_new();
     http_set_identity(req, c);
     int seen_write = 0;
     int wait = rate_limited(a, c->id.oid, &seen_write);
@@ -392,5 +406,6 @@ void access_after(http_req *req, const http_route *route)
                      http_remote_addr(req));
     }
     http_set_identity(req, NULL);
+    policy_trail_free(c->trail);
     free(c);
 }

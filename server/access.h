@@ -12,6 +12,7 @@
 #include "http.h"
 
 typedef struct access_guard access_guard;
+typedef struct policy_trail policy_trail;
 
 /* The authenticated caller of one request. */
 typedef struct {
@@ -20,6 +21,7 @@ typedef struct {
     int denied;         /* a policy decision refused the request */
     char deny_reason[160];
     char subject[256];  /* what the request acted on, for the audit log */
+    policy_trail *trail; /* the checks policy_check allowed (owned; NULL: not recorded) */
 } caller;
 
 /* new: free with access_free. verifier is borrowed. */

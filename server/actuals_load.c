@@ -1,4 +1,5 @@
-/* daily.csv (date,store_id,product,quantity,total,rows) into actuals, in batches. */
+/* daily.csv (date,store_id,product,quantity,total,rows) into actuals, in batches, for the
+ * stores the project serves only; what a person reported stays. */
 #include "actuals_load.h"
 #include "accuracy.h"
 #include "db.h"
@@ -40,7 +41,15 @@ static void add_quoted(buf_t *b, const char *s, size_t len)
     buf_puts(b, "\"");
 }
 
-static int flush(PGconn *c, batch *b, const char *source, long *taken)
+typedef struct {
+    long taken;      /* rows inserted or changed */
+    long not_served; /* rows of stores the project does not serve */
+    long manual;     /* rows a person reported, left as they are */
+} load_counts;
+
+/* Upserts one batch: only rows of stores the project serves (an admin's binding), and never
+ * over a row a person reported ('api'), which takes precedence over any dataset. */
+static int flush(PGconn *c, batch *b, const char *project, const char *source, load_counts *n)
 {
     if (!b->n)
         return RST_OK;
@@ -48,20 +57,28 @@ static int flush(PGconn *c, batch *b, const char *source, long *taken)
     buf_puts(&b->product, "}");
     buf_puts(&b->day, "}");
     buf_puts(&b->qty, "}");
-    PGresult *r = db_exec(c,
-                          "INSERT INTO actuals AS a (store_id, product, day, quantity, source)"
-                          " SELECT s, p, d::date, q::float8, $5 FROM unnest($1::text[],"
-                          " $2::text[], $3::text[], $4::text[]) AS t(s, p, d, q) ON CONFLICT"
-                          " (store_id, product, day) DO UPDATE SET quantity = EXCLUDED.quantity,"
-                          " source = EXCLUDED.source, updated_at = now() WHERE a.quantity IS"
-                          " DISTINCT FROM EXCLUDED.quantity",
-                          5,
-                          (const char *[]){b->store.data, b->product.data, b->day.data,
-                                           b->qty.data, source},
-                          NULL);
-    if (!r)
+    PGresult *r = db_exec(
+        c,
+        "WITH u AS (SELECT s, p, d::date AS d, q::float8 AS q FROM unnest($1::text[], $2::text[],"
+        " $3::text[], $4::text[]) AS t(s, p, d, q)), own AS (SELECT u.* FROM u JOIN stores st ON"
+        " st.id = u.s AND st.serving_project = $6), w AS (INSERT INTO actuals AS a (store_id,"
+        " product, day, quantity, source, source_project) SELECT s, p, d, q, $5, $6 FROM own ON"
+        " CONFLICT (store_id, product, day) DO UPDATE SET quantity = EXCLUDED.quantity, source ="
+        " EXCLUDED.source, source_project = EXCLUDED.source_project, reported_by = NULL,"
+        " updated_at = now() WHERE a.source <> 'api' AND a.quantity IS DISTINCT FROM"
+        " EXCLUDED.quantity RETURNING 1) SELECT (SELECT count(*) FROM w), (SELECT count(*) FROM"
+        " u) - (SELECT count(*) FROM own), (SELECT count(*) FROM own JOIN actuals a ON"
+        " a.store_id = own.s AND a.product = own.p AND a.day = own.d AND a.source = 'api')",
+        6,
+        (const char *[]){b->store.data, b->product.data, b->day.data, b->qty.data, source, project},
+        NULL);
+    if (!r || PQntuples(r) != 1) {
+        PQclear(r);
         return RST_EDB;
-    *taken += strtol(PQcmdTuples(r), NULL, 10);
+    }
+    n->taken += strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    n->not_served += strtol(PQgetvalue(r, 0, 1), NULL, 10);
+    n->manual += strtol(PQgetvalue(r, 0, 2), NULL, 10);
     PQclear(r);
     batch_reset(b);
     return RST_OK;
@@ -132,7 +149,8 @@ int actuals_load_version(PGconn *c, artifact_store *store, const char *project,
     buf_init(&pending, 0);
     char *chunk = xmalloc(1 << 20), *scratch = NULL;
     size_t got = 0, scratch_cap = 0;
-    long read = 0, taken = 0;
+    long read = 0;
+    load_counts n = {0};
     int header = 1;
     while (rc == RST_OK && (rc = artifacts_reader_read(rd, chunk, 1 << 20, &got)) == RST_OK) {
         if (got)
@@ -168,7 +186,7 @@ int actuals_load_version(PGconn *c, artifact_store *store, const char *project,
             add_quoted(&b.product, f[2], fl[2]);
             add_quoted(&b.qty, f[3], fl[3]);
             if (++b.n >= BATCH)
-                rc = flush(c, &b, source, &taken);
+                rc = flush(c, &b, project, source, &n);
         }
         if (start) {
             memmove(pending.data, pending.data + start, pending.len - start);
@@ -178,7 +196,7 @@ int actuals_load_version(PGconn *c, artifact_store *store, const char *project,
             break;
     }
     if (rc == RST_OK)
-        rc = flush(c, &b, source, &taken);
+        rc = flush(c, &b, project, source, &n);
     artifacts_reader_close(rd);
     batch_reset(&b);
     buf_free(&b.store);
@@ -191,11 +209,12 @@ int actuals_load_version(PGconn *c, artifact_store *store, const char *project,
     free(source);
     if (rc)
         return rc == RST_EDB ? RST_EDB : RST_EIO;
-    if (taken) {
+    if (n.taken) {
         forecast_cache_invalidate();
         accuracy_enqueue(c, project, "roastery");
     }
-    *summary = json_pack("{s:I, s:I, s:s}", "rows_read", (json_int_t)read, "rows_taken",
-                         (json_int_t)taken, "from", from);
+    *summary = json_pack("{s:I, s:I, s:I, s:I, s:s}", "rows_read", (json_int_t)read, "rows_taken",
+                         (json_int_t)n.taken, "rows_not_served", (json_int_t)n.not_served,
+                         "rows_reported_by_people", (json_int_t)n.manual, "from", from);
     return RST_OK;
 }

@@ -10,8 +10,11 @@
 #include <libpq-fe.h>
 
 /* Upserts the daily totals of projects/<project>/datasets/<dataset>/versions/<number> on or
- * after the first day of the project's oldest kept forecast run (none: nothing to do).
- * *summary (new) gets {rows_read, rows_taken, from}. RST_OK, RST_EIO (artifact), RST_EDB. */
+ * after the first day of the project's oldest kept forecast run (none: nothing to do), for
+ * the stores whose serving project is project, as source "dataset:<dataset>:<number>". A row
+ * reported by a person (source 'api') takes precedence and is kept. *summary (new) gets
+ * {rows_read, rows_taken, rows_not_served, rows_reported_by_people, from}. RST_OK, RST_EIO
+ * (artifact), RST_EDB. */
 int actuals_load_version(PGconn *c, artifact_store *store, const char *project,
                          const char *dataset, const char *number, json_t **summary);
 

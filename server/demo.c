@@ -209,6 +209,12 @@ static int seed_people_and_stores(seed_ctx *s)
                        json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", st.id, "name", name,
                                  "country", st.country, "city", st.city, "timezone", st.timezone),
                        201, 409, NULL);
+        /* GloboJava's project serves every store: an admin's decision, as anyone's would be. */
+        if (rc == RST_OK) {
+            snprintf(path, sizeof path, "/api/v1/stores/%s/serving-project", st.id);
+            rc = call_json(s, "PUT", path, s->admin, json_pack("{s:s}", "project", DEMO_PROJECT),
+                           200, 200, NULL);
+        }
         /* Sam manages the first two stores, and no other. */
         if (rc == RST_OK && i < 2) {
             snprintf(path, sizeof path, "/api/v1/stores/%s/managers/%s", st.id, manager);

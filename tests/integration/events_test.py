@@ -38,7 +38,7 @@ CONTAINER = "roastery-art"
 SECRET = "eg-s3cret-for-tests"
 P = "/api/v1/projects/demand"
 EG = "/api/v1/events/azure"
-PATH = f"/blobServices/default/containers/{CONTAINER}/blobs/incoming/globojava/"
+PATH = f"/blobServices/default/containers/{CONTAINER}/blobs/incoming/demand/"
 TOPIC = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/globojava"
 
 
@@ -224,7 +224,7 @@ class EventsTest(unittest.TestCase):
         self.assertEqual(audit["items"][0]["outcome"], "denied")
 
     def test_malformed_and_unknown_events(self):
-        ev = blob_event("incoming/globojava/x.csv", 10)
+        ev = blob_event("incoming/demand/x.csv", 10)
         del ev["eventTime"]
         ev["data"]["contentLength"] = "ten"
         st, _, body = self.deliver([ev])
@@ -236,9 +236,9 @@ class EventsTest(unittest.TestCase):
         st, _, body = self.srv.json("POST", f"{EG}?code={SECRET}", b"[{", 
                                     {"Content-Type": "application/json"}, token=None)
         self.assertEqual((st, body["errors"][0]["field"]), (400, "body"))
-        unknown = blob_event("incoming/globojava/x.csv", 10)
+        unknown = blob_event("incoming/demand/x.csv", 10)
         unknown["eventType"] = "Microsoft.Storage.BlobDeleted"
-        st, _, body = self.deliver([blob_event("incoming/globojava/y.csv", 10), unknown])
+        st, _, body = self.deliver([blob_event("incoming/demand/y.csv", 10), unknown])
         self.assertEqual(st, 400)
         self.assertEqual(body["type"], "https://roastery.dev/problems/unknown-event-type")
         self.assertEqual(body["errors"][0]["field"], "[1].eventType")
@@ -250,7 +250,7 @@ class EventsTest(unittest.TestCase):
         self.assertEqual(st, 415)
 
     def test_blob_created_registers_a_version_once(self):
-        name = "incoming/globojava/2024/05.csv"
+        name = "incoming/demand/2024/05.csv"
         put_blob(self.az_port, name, self.csv)
         ev = blob_event(name, len(self.csv))
         st, _, body = self.deliver([ev])
@@ -291,19 +291,20 @@ class EventsTest(unittest.TestCase):
                     ev["id"])
         self.assertEqual(rows, [["version_created", "3"]])
         # an empty blob (Data Lake's CreateFile) and a blob under no dataset are recorded, ignored
-        st, _, body = self.deliver([blob_event("incoming/globojava/empty.csv", 0),
+        st, _, body = self.deliver([blob_event("incoming/demand/empty.csv", 0),
                                     blob_event("unrelated/b.csv", 10)])
         self.assertEqual([r["result"] for r in body["results"]], ["empty_blob", "no_dataset"])
 
     def test_blob_the_server_cannot_read_is_422(self):
         psql(self.db, "INSERT INTO datasets(project_id, name, created_by, event_grid_path) VALUES"
                       " ('demand', 'elsewhere', 'x', '/blobServices/default/containers/other-c/"
-                      "blobs/drop/');")
-        st, _, body = self.deliver([blob_event("drop/a.csv", 10, container="other-c")])
+                      "blobs/incoming/demand/drop/');")
+        st, _, body = self.deliver([blob_event("incoming/demand/drop/a.csv", 10,
+                                               container="other-c")])
         self.assertEqual(st, 422, body)
         self.assertEqual(body["errors"][0]["field"], "[0].subject")
         self.assertIn("outside the artifact store", body["detail"])
-        st, _, body = self.deliver([blob_event("incoming/globojava/missing.csv", 10)])
+        st, _, body = self.deliver([blob_event("incoming/demand/missing.csv", 10)])
         self.assertEqual(st, 422, body)
         self.assertIn("does not exist", body["detail"])
 
@@ -321,21 +322,29 @@ class EventsTest(unittest.TestCase):
         st, _, body = self.srv.json("PATCH", P + "/datasets/other", {"event_grid_path": PATH},
                                     token=self.ds)
         self.assertEqual(st, 409, body)  # one dataset per path
-        st, hdrs, body = self.srv.json("PATCH", P + "/datasets/other",
-                                       {"event_grid_path": PATH + "other/", "description": "d"},
+        # since the 2026-12 review: outside the project's folder, or nested with another
+        # dataset's path (even of the same project), is a denial (403), no longer allowed
+        for path in (f"/blobServices/default/containers/{CONTAINER}/blobs/drop/",
+                     f"/blobServices/default/containers/{CONTAINER}/blobs/incoming/",
+                     PATH + "other/"):
+            st, _, body = self.srv.json("PATCH", P + "/datasets/other", {"event_grid_path": path},
+                                        token=self.ds)
+            self.assertEqual(st, 403, (path, body))
+        sibling = f"/blobServices/default/containers/{CONTAINER}/blobs/incoming/demand-other/"
+        st, _, body = self.srv.json("PATCH", P + "/datasets/other", {"event_grid_path": sibling},
+                                    token=self.ds)
+        self.assertEqual(st, 403, body)  # project demand-other's folder, not demand's
+        st, hdrs, body = self.srv.json("PATCH", P + "/datasets/other", {"description": "d"},
                                        token=self.ds)
-        self.assertEqual((st, body["event_grid_path"], body["description"]),
-                         (200, PATH + "other/", "d"))
+        self.assertEqual((st, body["event_grid_path"], body["description"]), (200, None, "d"))
         st, _, _ = self.srv.json("PATCH", P + "/datasets/other", {"event_grid_path": None},
                                  {"If-Match": '"v1"'}, token=self.ds)
         self.assertEqual(st, 412)
         st, _, body = self.srv.json("PATCH", P + "/datasets/other", {"event_grid_path": None},
                                     {"If-Match": hdrs["etag"]}, token=self.ds)
         self.assertEqual((st, body["event_grid_path"]), (200, None))
-        # the longest path wins: a blob under other's folder is other's
-        self.srv.json("PATCH", P + "/datasets/other", {"event_grid_path": PATH + "other/"},
-                      token=self.ds)
-        st, _, body = self.deliver([blob_event("incoming/globojava/other/none.csv", 10)])
+        # one owner per blob: anything under sales's folder is sales's
+        st, _, body = self.deliver([blob_event("incoming/demand/other/none.csv", 10)])
         self.assertEqual((st, body["errors"][0]["field"]), (422, "[0].data.url"))
 
     # ---- webhooks out
