@@ -135,6 +135,9 @@ class CsvFormulaTest(unittest.TestCase):
                 "id": sid, "name": f"{city} {sid}", "country": country, "city": city,
                 "timezone": "America/Los_Angeles"}, token=self.admin)
             self.assertIn(st, (201, 409), s)
+            st, _, s = self.srv.json("PUT", f"/api/v1/stores/{sid}/serving-project",
+                                     {"project": P.rsplit("/", 1)[1]}, token=self.admin)
+            self.assertEqual(st, 200, s)
         oid = self.srv.json("GET", "/api/v1/me", token=self.mgr)[2]["oid"]
         st, _, _ = self.srv.json("PUT", f"/api/v1/stores/{self.store}/managers/{oid}", {},
                                  token=self.admin)
