@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { V_STRING, V_INT, V_BOOL, V_LEVEL, V_LISTEN, V_CHOICE, V_SIZE } var_kind;
+typedef enum { V_STRING, V_INT, V_BOOL, V_LEVEL, V_LISTEN, V_CHOICE, V_SIZE, V_PORTS } var_kind;
 
 typedef struct {
     const char *name;
@@ -168,6 +168,8 @@ static const var_spec vars[] = {
      "wait before a failed webhook delivery is retried (doubles per attempt, at most 1 hour)"},
     {"ROASTERY_WEBHOOK_MAX_ATTEMPTS", V_INT, "8", 1, 30, OFF(webhook_max_attempts),
      "attempts of one webhook delivery before it ends failed"},
+    {"ROASTERY_WEBHOOK_PORTS", V_PORTS, NULL, 0, 0, OFF(webhook_ports),
+     "ports webhooks may target besides 443 (and 80 in dev mode), comma-separated"},
 };
 
 /* Whether val is one of the '|'-separated words of choices. */
@@ -194,6 +196,25 @@ static int valid_listen(const char *v)
     if (colon && colon == v)
         return 0;
     return 1;
+}
+
+/* A comma-separated list of TCP ports, each 1 to 65535. */
+static int valid_ports(const char *v)
+{
+    for (const char *p = v;;) {
+        size_t n = strcspn(p, ",");
+        char one[8];
+        long port;
+        if (n == 0 || n >= sizeof one)
+            return 0;
+        memcpy(one, p, n);
+        one[n] = '\0';
+        if (parse_long(one, 1, 65535, &port))
+            return 0;
+        if (!p[n])
+            return 1;
+        p += n + 1;
+    }
 }
 
 int config_load(config *cfg, char *err, size_t errlen)
@@ -225,6 +246,14 @@ int config_load(config *cfg, char *err, size_t errlen)
                 goto bad;
             }
             *(char **)field = xstrdup(val);
+            break;
+        case V_PORTS:
+            if (val && !valid_ports(val)) {
+                snprintf(err, errlen, "%s=%s: expected ports from 1 to 65535, comma-separated",
+                         s->name, val);
+                goto bad;
+            }
+            *(char **)field = val ? xstrdup(val) : NULL;
             break;
         case V_INT:
             if (parse_long(val, s->min, s->max, &n)) {
@@ -295,7 +324,8 @@ void config_free(config *cfg)
 {
     /* Every string setting is in the table, so none is forgotten here. */
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-        if (vars[i].kind == V_STRING || vars[i].kind == V_LISTEN || vars[i].kind == V_CHOICE)
+        if (vars[i].kind == V_STRING || vars[i].kind == V_LISTEN || vars[i].kind == V_CHOICE ||
+            vars[i].kind == V_PORTS)
             free(*(char **)((char *)cfg + vars[i].offset));
     memset(cfg, 0, sizeof *cfg);
 }

@@ -79,6 +79,7 @@ typedef struct {
     int webhook_timeout_seconds;
     int webhook_retry_base_ms;  /* first wait before a delivery is retried; doubles */
     int webhook_max_attempts;
+    char *webhook_ports;        /* extra ports webhooks may target; NULL = 443 (80 in dev) */
 } config;
 
 /* Reads the environment into cfg. On a bad value writes one line to err
