@@ -106,6 +106,8 @@ static const var_spec vars[] = {
      "terraform CLI for the azure executor (a path, or a name looked up in PATH)"},
     {"ROASTERY_TERRAFORM_MODULES", V_STRING, ROASTERY_SOURCE_DIR "/terraform/modules", 0, 0,
      OFF(terraform_modules), "directory of the Terraform modules the plans instantiate"},
+    {"ROASTERY_TERRAFORM_ENV", V_STRING, NULL, 0, 0, OFF(terraform_env),
+     "more variables terraform inherits (comma-separated, NAME_* a prefix), e.g. HTTPS_PROXY"},
     {"ROASTERY_TERRAFORM_TIMEOUT_SECONDS", V_INT, "3600", 5, 86400, OFF(terraform_timeout_seconds),
      "longest a terraform command may run before it is killed"},
     {"ROASTERY_TF_STATE_RESOURCE_GROUP", V_STRING, "roastery-tfstate", 0, 0,

@@ -47,6 +47,7 @@ typedef struct {
     char *executor;          /* "local", "azure" or "dry-run" */
     char *terraform_bin;
     char *terraform_modules; /* directory holding terraform/modules/<name> */
+    char *terraform_env;     /* more variables terraform inherits; NULL = none */
     int terraform_timeout_seconds;
     char *tf_state_resource_group;
     char *tf_state_storage_account;
