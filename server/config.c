@@ -3,10 +3,13 @@
 #include "config.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef enum { V_STRING, V_INT, V_BOOL, V_LEVEL, V_LISTEN, V_CHOICE, V_SIZE, V_PORTS } var_kind;
 
@@ -40,7 +43,7 @@ static const char *choices_of(const char *name)
 
 static const var_spec vars[] = {
     {"ROASTERY_LISTEN", V_LISTEN, "127.0.0.1:8080", 0, 0, OFF(listen),
-     "address and port to listen on (host:port)"},
+     "address and port to listen on (host:port, or several comma-separated)"},
     {"ROASTERY_DATA_DIR", V_STRING, "./var", 0, 0, OFF(data_dir),
      "directory for the embedded PostgreSQL and local artifacts"},
     {"ROASTERY_DATABASE_URL", V_STRING, NULL, 0, 0, OFF(database_url),
@@ -188,16 +191,79 @@ static int choice_ok(const char *choices, const char *val)
     return 0;
 }
 
+/* One entry of a listening_ports list: [host:]port, host an IPv4 address, [IPv6] or a name,
+ * port 1 to 65535 and nothing after it (CivetWeb's s and r suffixes are not for us). *host
+ * and *hostlen get the host (without brackets; length 0 when there is none). */
+static int listen_entry(const char *v, size_t n, const char **host, size_t *hostlen)
+{
+    const char *colon = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == ':')
+            colon = v + i;
+    *host = v;
+    *hostlen = 0;
+    if (n && v[0] == '[') { /* [IPv6]:port */
+        const char *close = memchr(v, ']', n);
+        if (!close || close + 1 != colon || close == v + 1)
+            return 0;
+        *host = v + 1;
+        *hostlen = (size_t)(close - v - 1);
+    } else if (colon) {
+        *hostlen = (size_t)(colon - v);
+        if (!*hostlen || memchr(v, ':', *hostlen))
+            return 0;
+    }
+    char port[8];
+    size_t plen = colon ? (size_t)(v + n - colon - 1) : n;
+    long p;
+    if (plen == 0 || plen >= sizeof port)
+        return 0;
+    memcpy(port, colon ? colon + 1 : v, plen);
+    port[plen] = '\0';
+    return parse_long(port, 1, 65535, &p) == 0;
+}
+
+/* Every comma-separated entry of v is [host:]port (CivetWeb listens on each of them). */
 static int valid_listen(const char *v)
 {
-    const char *colon = strrchr(v, ':');
-    const char *port = colon ? colon + 1 : v;
-    long p;
-    if (parse_long(port, 1, 65535, &p))
+    for (const char *e = v;;) {
+        size_t n = strcspn(e, ",");
+        const char *host;
+        size_t hostlen;
+        if (!listen_entry(e, n, &host, &hostlen))
+            return 0;
+        if (!e[n])
+            return 1;
+        e += n + 1;
+    }
+}
+
+int config_listen_is_loopback(const char *listen)
+{
+    if (!listen || !valid_listen(listen))
         return 0;
-    if (colon && colon == v)
-        return 0;
-    return 1;
+    for (const char *e = listen;;) {
+        size_t n = strcspn(e, ",");
+        const char *host;
+        size_t hostlen;
+        listen_entry(e, n, &host, &hostlen);
+        char h[64];
+        if (hostlen == 0 || hostlen >= sizeof h)
+            return 0; /* a bare port listens on every interface */
+        memcpy(h, host, hostlen);
+        h[hostlen] = '\0';
+        unsigned char a[16];
+        /* Addresses by what they are, never by their spelling; of names only localhost. */
+        int loop = !strcasecmp(h, "localhost") ||
+                   (inet_pton(AF_INET, h, a) == 1 && a[0] == 127) ||
+                   (e[0] == '[' && inet_pton(AF_INET6, h, a) == 1 &&
+                    IN6_IS_ADDR_LOOPBACK((struct in6_addr *)a));
+        if (!loop)
+            return 0;
+        if (!e[n])
+            return 1;
+        e += n + 1;
+    }
 }
 
 /* A comma-separated list of TCP ports, each 1 to 65535. */
@@ -312,6 +378,15 @@ bad:
 
 int config_check_auth(const config *cfg, char *err, size_t errlen)
 {
+    if (!strcmp(cfg->auth, "dev") && !cfg->auth_dev_allow_remote &&
+        !config_listen_is_loopback(cfg->listen)) {
+        snprintf(err, errlen,
+                 "ROASTERY_AUTH=dev on %s: expected loopback addresses only (127.0.0.0/8, [::1] "
+                 "or localhost, every entry); the dev issuer mints any identity (set "
+                 "ROASTERY_AUTH_DEV_ALLOW_REMOTE=1 to force)",
+                 cfg->listen);
+        return RST_EINVAL;
+    }
     if (!strcmp(cfg->auth, "azuread") && (!cfg->aad_tenant_id || !cfg->aad_audience)) {
         snprintf(err, errlen,
                  "%s is unset: expected the tenant id(s) and audience(s) to accept with "

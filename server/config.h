@@ -90,8 +90,13 @@ int config_load(config *cfg, char *err, size_t errlen);
 void config_free(config *cfg);
 
 /* What serving needs beyond config_load: with ROASTERY_AUTH=azuread, the
- * tenants and audiences to accept. RST_EINVAL and one line in err if not. */
+ * tenants and audiences to accept; with ROASTERY_AUTH=dev, loopback listen addresses only
+ * (unless ROASTERY_AUTH_DEV_ALLOW_REMOTE). RST_EINVAL and one line in err if not. */
 int config_check_auth(const config *cfg, char *err, size_t errlen);
+
+/* Whether every entry of a comma-separated listen list is a loopback address (127.0.0.0/8,
+ * [::1] or localhost, with a port). A bare port or any other host is not. */
+int config_listen_is_loopback(const char *listen);
 
 /* Writes the variables and their defaults (for --help). */
 void config_print_help(void);
