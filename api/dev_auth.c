@@ -64,11 +64,11 @@ static devissuer *dev_or_404(http_req *req)
         return NULL;
     }
     if (!app->cfg->auth_dev_allow_remote && !loopback_host(http_header(req, "Host"))) {
-        http_problem(req, 403, "forbidden", "Forbidden", NULL,
-                     "the dev issuer answers only requests addressed to 127.0.0.1, [::1] or"
-                     " localhost (Host header)");
-        access_audit(app->guard, NULL, NULL, "dev.token", http_path(req), "denied", 403,
-                     "Host is not a loopback name", http_request_id(req), http_remote_addr(req));
+        if (!access_refuse_unauthenticated(req, "dev.token", http_path(req), 403,
+                                           "Host is not a loopback name"))
+            http_problem(req, 403, "forbidden", "Forbidden", NULL,
+                         "the dev issuer answers only requests addressed to 127.0.0.1, [::1] or"
+                         " localhost (Host header)");
         return NULL;
     }
     return app->dev;
@@ -129,9 +129,8 @@ void api_dev_token(http_req *req)
     snprintf(reason, sizeof reason, "minted for user %s with roles [%s], ttl %lld s", user,
              names, ttl);
     json_decref(body);
-    app_ctx *app = http_app(req);
-    access_audit(app->guard, NULL, NULL, "dev.token", "auth/dev/token", "succeeded", 200, reason,
-                 http_request_id(req), http_remote_addr(req));
+    access_audit_request(req, NULL, NULL, "dev.token", "auth/dev/token", "succeeded", 200,
+                         reason);
     http_reply_json(req, 200,
                     json_pack("{s:s, s:s, s:I}", "access_token", token, "token_type", "Bearer",
                               "expires_in", (json_int_t)ttl));

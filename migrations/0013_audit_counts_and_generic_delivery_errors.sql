@@ -33,3 +33,11 @@ UPDATE operations SET error = jsonb_set(error, '{message}',
 WHERE kind = 'webhook.deliver' AND error->>'code' = 'undelivered' AND error->>'message' LIKE '%: %';
 
 DROP FUNCTION webhook_error_class(text);
+
+-- The audit log cannot be flooded: repeated refusals of one client address, action, status and
+-- reason within a window are one row with their count (the first of the window is a row of its
+-- own). request_id is always the server's; the id a client sent is kept apart, for correlation,
+-- so a client can no longer make its rows look like another request's.
+ALTER TABLE audit_log ADD COLUMN count integer NOT NULL DEFAULT 1 CHECK (count > 0);
+ALTER TABLE audit_log ADD COLUMN client_request_id text;
+CREATE INDEX audit_log_client ON audit_log (client_addr, id);

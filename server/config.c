@@ -1,6 +1,7 @@
 /* Environment configuration. Every variable has a default, a range and a
  * one-line description, so --help and the error messages come from one table. */
 #include "config.h"
+#include "clientaddr.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -11,7 +12,17 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { V_STRING, V_INT, V_BOOL, V_LEVEL, V_LISTEN, V_CHOICE, V_SIZE, V_PORTS } var_kind;
+typedef enum {
+    V_STRING,
+    V_INT,
+    V_BOOL,
+    V_LEVEL,
+    V_LISTEN,
+    V_CHOICE,
+    V_SIZE,
+    V_PORTS,
+    V_NETS
+} var_kind;
 
 typedef struct {
     const char *name;
@@ -93,6 +104,15 @@ static const var_spec vars[] = {
      "app-role claim values to roles, e.g. Platform.Admin=PlatformAdmin,Data.Scientist=DataScientist"},
     {"ROASTERY_AUTH_DEV_ALLOW_REMOTE", V_BOOL, "0", 0, 0, OFF(auth_dev_allow_remote),
      "let dev auth listen on a non-loopback address (never in production)"},
+    {"ROASTERY_TRUSTED_PROXIES", V_NETS, NULL, 0, 0, OFF(trusted_proxies),
+     "proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For names the client"},
+    {"ROASTERY_AUTH_FAILURE_RATE_PER_MINUTE", V_INT, "60", 0, 1000000,
+     OFF(auth_failure_rate_per_minute),
+     "failed authentications per minute one client address may sustain before 429 (0 = no limit)"},
+    {"ROASTERY_AUTH_FAILURE_BURST", V_INT, "20", 1, 1000000, OFF(auth_failure_burst),
+     "failed authentications one client address may make at once before the rate applies"},
+    {"ROASTERY_AUDIT_AGGREGATE_SECONDS", V_INT, "60", 1, 3600, OFF(audit_aggregate_seconds),
+     "window in which repeated refusals (same address, action, status, reason) share one row"},
     {"ROASTERY_RATE_LIMIT_PER_SECOND", V_INT, "50", 0, 1000000, OFF(rate_limit_per_second),
      "requests per second each identity may sustain (0 = unlimited)"},
     {"ROASTERY_ARTIFACTS", V_STRING, NULL, 0, 0, OFF(artifacts),
@@ -323,6 +343,15 @@ int config_load(config *cfg, char *err, size_t errlen)
             }
             *(char **)field = val ? xstrdup(val) : NULL;
             break;
+        case V_NETS:
+            if (val && !clientaddr_list_valid(val)) {
+                snprintf(err, errlen,
+                         "%s=%s: expected addresses or CIDR prefixes (10.0.0.0/8), comma-separated",
+                         s->name, val);
+                goto bad;
+            }
+            *(char **)field = val ? xstrdup(val) : NULL;
+            break;
         case V_INT:
             if (parse_long(val, s->min, s->max, &n)) {
                 snprintf(err, errlen, "%s=%s: expected an integer from %ld to %ld", s->name, val,
@@ -402,7 +431,7 @@ void config_free(config *cfg)
     /* Every string setting is in the table, so none is forgotten here. */
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         if (vars[i].kind == V_STRING || vars[i].kind == V_LISTEN || vars[i].kind == V_CHOICE ||
-            vars[i].kind == V_PORTS)
+            vars[i].kind == V_PORTS || vars[i].kind == V_NETS)
             free(*(char **)((char *)cfg + vars[i].offset));
     memset(cfg, 0, sizeof *cfg);
 }

@@ -37,6 +37,10 @@ typedef struct {
     int auth_dev_allow_remote;
     int rate_limit_per_second; /* per identity; 0 = no limit */
     int rate_limit_burst;
+    char *trusted_proxies;            /* whose X-Forwarded-For is believed; NULL = nobody's */
+    int auth_failure_rate_per_minute; /* per client address; 0 = no limit */
+    int auth_failure_burst;
+    int audit_aggregate_seconds;      /* repeated refusals share one row per window */
 
     /* artifacts and uploads */
     char *artifacts;                /* file:///dir or azblob://container; NULL = data dir */

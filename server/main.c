@@ -293,7 +293,8 @@ static int cmd_serve(runtime *rt, sigset_t *set, int demo)
                        .max_body_bytes = rt->cfg.max_body_bytes,
                        .app = &app,
                        .before = access_before,
-                       .after = access_after};
+                       .after = access_after,
+                       .trusted_proxies = rt->cfg.trusted_proxies};
     srv = http_server_start(&ho, routes, nroutes);
     if (!srv) {
         fprintf(stderr, "roastery: cannot listen on %s\n", rt->cfg.listen);
