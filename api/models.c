@@ -23,7 +23,8 @@
 #define VERSION_JSON                                                                               \
     "json_build_object('id', v.id, 'project', v.project_id, 'model', v.model, 'version',"          \
     " v.version, 'run_id', v.run_id, 'dataset_version_id', v.dataset_version_id, 'algorithm',"     \
-    " v.algorithm, 'metrics', v.metrics, 'lineage', v.lineage, 'artifacts', v.artifacts,"         \
+    " v.algorithm, 'metrics', v.metrics, 'lineage', " API_LINEAGE_SQL("v.lineage") ","          \
+    " 'artifacts', " API_RUN_ARTIFACTS_SQL("v.run_id", "v.artifacts") ","                          \
     " 'description', v.description, 'archived', v.archived_at IS NOT NULL, 'archived_at',"        \
     " v.archived_at, 'aliases', (SELECT coalesce(json_agg(a.alias ORDER BY a.alias), '[]') FROM" \
     " model_aliases a WHERE a.project_id = v.project_id AND a.model = v.model AND a.version ="    \

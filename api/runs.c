@@ -29,7 +29,8 @@
     " 'rolling_origins', r.rolling_origins, 'seed', r.seed, 'state', r.state, 'queued_at',"        \
     " r.queued_at, 'preparing_at', r.preparing_at, 'running_at', r.running_at, 'finished_at',"    \
     " r.finished_at, 'exit_status', r.exit_status, 'error', r.error, 'metrics', r.metrics,"       \
-    " 'lineage', r.lineage, 'artifacts', coalesce(r.artifacts, '[]'::jsonb), 'log_chunks',"       \
+    " 'lineage', " API_LINEAGE_SQL("r.lineage") ", 'artifacts', "                                \
+    API_RUN_ARTIFACTS_SQL("r.id", "r.artifacts") ", 'log_chunks',"                                 \
     " r.log_chunks, 'azure_job', r.azure_job, 'operation_id', r.operation_id, 'created_by', r.created_by, 'created_at',"    \
     " r.created_at, 'updated_at', r.updated_at, 'version', r.version)"
 
@@ -387,8 +388,9 @@ void api_runs_artifacts(http_req *req)
         return;
     if (!run_access(req, c, ACT_COMPUTE_READ, project, sizeof project, state, sizeof state)) {
         PGresult *r = db_exec(c,
-                              "SELECT json_build_object('items', coalesce(artifacts, '[]'))::text"
-                              " FROM runs WHERE id::text = $1",
+                              "SELECT json_build_object('items', "
+                              API_RUN_ARTIFACTS_SQL("r.id", "r.artifacts")
+                              ")::text FROM runs r WHERE r.id::text = $1",
                               1, (const char *[]){http_param(req, "id")}, NULL);
         if (r)
             http_reply_bytes(req, 200, "application/json", PQgetvalue(r, 0, 0),
