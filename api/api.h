@@ -30,17 +30,6 @@ int api_limit(http_req *req, long *limit);
  * rows: json_col holds each item, cursor_col the cursor value. */
 void api_reply_page(http_req *req, PGresult *r, int cursor_col, int json_col, long limit);
 
-/* SQL that renders what runs keep without the server's own paths (review finding 14): a
- * run's artifact list (jsonb) with each uri the API URL that serves the file, and its lineage
- * with the trainer's input as a file name. run_id and col are SQL expressions. */
-#define API_RUN_ARTIFACTS_SQL(run_id, col)                                                       \
-    "(SELECT coalesce(jsonb_agg(a || jsonb_build_object('uri', '/api/v1/runs/' || " run_id    \
-    " || '/artifacts/' || (a->>'name')) ORDER BY o), '[]'::jsonb) FROM"                           \
-    " jsonb_array_elements(coalesce(" col ", '[]'::jsonb)) WITH ORDINALITY AS x(a, o))"
-#define API_LINEAGE_SQL(col)                                                                     \
-    "CASE WHEN jsonb_typeof(" col "->'input') = 'string' THEN jsonb_set(" col ", '{input}',"    \
-    " to_jsonb(regexp_replace(" col "->>'input', '^.*/', ''))) ELSE " col " END"
-
 /* forecasts.c */
 void api_store_forecasts(http_req *req);
 void api_store_accuracy(http_req *req);

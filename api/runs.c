@@ -20,6 +20,16 @@
 #include <time.h>
 #include <unistd.h>
 
+/* What runs keep, shown without the server's own paths (review finding 14): each artifact's
+ * uri is the API URL that serves it, the lineage's input a file name. */
+#define RUN_ARTIFACTS                                                                              \
+    "(SELECT coalesce(jsonb_agg(a || jsonb_build_object('uri', '/api/v1/runs/' || r.id ||"        \
+    " '/artifacts/' || (a->>'name')) ORDER BY o), '[]'::jsonb) FROM"                               \
+    " jsonb_array_elements(coalesce(r.artifacts, '[]'::jsonb)) WITH ORDINALITY AS x(a, o))"
+#define RUN_LINEAGE                                                                                \
+    "CASE WHEN jsonb_typeof(r.lineage->'input') = 'string' THEN jsonb_set(r.lineage, '{input}',"  \
+    " to_jsonb(regexp_replace(r.lineage->>'input', '^.*/', ''))) ELSE r.lineage END"
+
 #define RUN_JSON                                                                                   \
     "json_build_object('id', r.id, 'project', r.project_id, 'number', r.number, 'experiment',"    \
     " r.experiment, 'dataset', r.dataset, 'dataset_version', r.dataset_version,"                   \
@@ -29,8 +39,7 @@
     " 'rolling_origins', r.rolling_origins, 'seed', r.seed, 'state', r.state, 'queued_at',"        \
     " r.queued_at, 'preparing_at', r.preparing_at, 'running_at', r.running_at, 'finished_at',"    \
     " r.finished_at, 'exit_status', r.exit_status, 'error', r.error, 'metrics', r.metrics,"       \
-    " 'lineage', " API_LINEAGE_SQL("r.lineage") ", 'artifacts', "                                \
-    API_RUN_ARTIFACTS_SQL("r.id", "r.artifacts") ", 'log_chunks',"                                 \
+    " 'lineage', " RUN_LINEAGE ", 'artifacts', " RUN_ARTIFACTS ", 'log_chunks',"                   \
     " r.log_chunks, 'azure_job', r.azure_job, 'operation_id', r.operation_id, 'created_by', r.created_by, 'created_at',"    \
     " r.created_at, 'updated_at', r.updated_at, 'version', r.version)"
 
@@ -388,9 +397,8 @@ void api_runs_artifacts(http_req *req)
         return;
     if (!run_access(req, c, ACT_COMPUTE_READ, project, sizeof project, state, sizeof state)) {
         PGresult *r = db_exec(c,
-                              "SELECT json_build_object('items', "
-                              API_RUN_ARTIFACTS_SQL("r.id", "r.artifacts")
-                              ")::text FROM runs r WHERE r.id::text = $1",
+                              "SELECT json_build_object('items', " RUN_ARTIFACTS ")::text"
+                              " FROM runs r WHERE r.id::text = $1",
                               1, (const char *[]){http_param(req, "id")}, NULL);
         if (r)
             http_reply_bytes(req, 200, "application/json", PQgetvalue(r, 0, 0),
