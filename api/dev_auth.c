@@ -126,11 +126,10 @@ void api_dev_token(http_req *req)
     /* Every mint is on the record: who was minted, with what, and from where. */
     char names[128], reason[256];
     auth_roles_format(roles, names, sizeof names);
-    snprintf(reason, sizeof reason, "minted for user %s with roles [%s], ttl %lld s", user,
-             names, ttl);
+    snprintf(reason, sizeof reason, "minted for user %s with roles [%s], ttl %lld s", user, names,
+             ttl);
     json_decref(body);
-    access_audit_request(req, NULL, NULL, "dev.token", "auth/dev/token", "succeeded", 200,
-                         reason);
+    access_audit_request(req, NULL, NULL, "dev.token", "auth/dev/token", "succeeded", 200, reason);
     http_reply_json(req, 200,
                     json_pack("{s:s, s:s, s:I}", "access_token", token, "token_type", "Bearer",
                               "expires_in", (json_int_t)ttl));

@@ -52,7 +52,7 @@ static int store_allowed(http_req *req, const char *store, PGconn **conn)
     snprintf(key, sizeof key, "acl|%s|%s", who ? who->id.oid : "", store);
     if (forecast_cache_get(key, &body, &len, etag)) {
         /* A cached refusal is a refusal like any other: answered and audited the same way. */
-        policy_decision d = body[0] == '1' ? POLICY_ALLOW
+        policy_decision d = body[0] == '1'   ? POLICY_ALLOW
                             : body[0] == 'F' ? POLICY_FORBIDDEN
                                              : POLICY_HIDDEN;
         free(body);
@@ -62,8 +62,11 @@ static int store_allowed(http_req *req, const char *store, PGconn **conn)
         return 0;
     policy_decision d = policy_check(*conn, who, ACT_STORE_READ, store);
     if (d == POLICY_ALLOW || d == POLICY_HIDDEN || d == POLICY_FORBIDDEN)
-        forecast_cache_put(key, d == POLICY_ALLOW ? "1" : d == POLICY_FORBIDDEN ? "F" : "H", 1,
-                           etag);
+        forecast_cache_put(key,
+                           d == POLICY_ALLOW       ? "1"
+                           : d == POLICY_FORBIDDEN ? "F"
+                                                   : "H",
+                           1, etag);
     return !policy_answer(req, d, "store");
 }
 

@@ -53,7 +53,7 @@ typedef struct {
 
 #define FAIL_SLOTS 4096
 #define AGG_SLOTS 4096
-#define PROBE 8                /* slots tried per key before one is taken over */
+#define PROBE 8                   /* slots tried per key before one is taken over */
 #define REQUEST_WRITE_WAIT_MS 100 /* a refusal never waits longer for a connection */
 
 struct access_guard {
@@ -89,8 +89,8 @@ access_guard *access_new(db_pool *pool, auth_verifier *verifier, const config *c
     pthread_mutex_init(&a->mu, NULL);
     a->fail_rate = cfg->auth_failure_rate_per_minute / 60.0;
     a->fail_burst = cfg->auth_failure_burst > 0 ? cfg->auth_failure_burst : 1;
-    a->window_ms = (int64_t)(cfg->audit_aggregate_seconds > 0 ? cfg->audit_aggregate_seconds : 60) *
-                   1000;
+    a->window_ms =
+        (int64_t)(cfg->audit_aggregate_seconds > 0 ? cfg->audit_aggregate_seconds : 60) * 1000;
     pthread_mutex_init(&a->agg_mu, NULL);
     pthread_cond_init(&a->wake, NULL);
     a->fails = xcalloc(FAIL_SLOTS, sizeof *a->fails);
@@ -213,8 +213,7 @@ static void forget_seen(access_guard *a, const char *oid)
 static int audit_insert(access_guard *a, PGconn *conn, int wait_ms, const char *actor_oid,
                         const char *actor_name, const char *action, const char *subject,
                         const char *outcome, int status, const char *reason, long count,
-                        const char *request_id, const char *client_request_id,
-                        const char *client)
+                        const char *request_id, const char *client_request_id, const char *client)
 {
     PGconn *own = NULL;
     if (!conn) {
@@ -229,9 +228,8 @@ static int audit_insert(access_guard *a, PGconn *conn, int wait_ms, const char *
     char st[16], n[24];
     snprintf(st, sizeof st, "%d", status);
     snprintf(n, sizeof n, "%ld", count);
-    const char *p[] = {actor_oid, actor_name, action,     subject ? subject : "",
-                       outcome,   st,         reason,     request_id,
-                       client,    n,          client_request_id};
+    const char *p[] = {actor_oid,  actor_name, action, subject ? subject : "", outcome, st, reason,
+                       request_id, client,     n,      client_request_id};
     PGresult *r = db_exec(conn,
                           "INSERT INTO audit_log(actor_oid, actor_name, action, subject, outcome,"
                           " status, reason, request_id, client_addr, count, client_request_id)"
@@ -253,12 +251,11 @@ void access_audit(access_guard *a, PGconn *conn, const caller *who, const char *
 }
 
 void access_audit_request(http_req *req, PGconn *conn, const caller *who, const char *action,
-                          const char *subject, const char *outcome, int status,
-                          const char *reason)
+                          const char *subject, const char *outcome, int status, const char *reason)
 {
-    audit_insert(access_of(req), conn, 2000, who ? who->id.oid : NULL,
-                 who ? who->id.name : NULL, action, subject, outcome, status, reason, 1,
-                 http_request_id(req), http_client_request_id(req), http_remote_addr(req));
+    audit_insert(access_of(req), conn, 2000, who ? who->id.oid : NULL, who ? who->id.name : NULL,
+                 action, subject, outcome, status, reason, 1, http_request_id(req),
+                 http_client_request_id(req), http_remote_addr(req));
 }
 
 /* ---- refusals: per-address failure budget and aggregation ---------------- */
@@ -322,8 +319,7 @@ static agg_entry *agg_find(access_guard *a, const char *actor, const char *clien
     for (int i = 0; i < PROBE; i++) {
         agg_entry *e = &a->aggs[(h + (unsigned)i) % AGG_SLOTS];
         if (e->used && e->status == status && !strcmp(e->actor, actor) &&
-            !strcmp(e->client, client) && !strcmp(e->action, action) &&
-            !strcmp(e->reason, reason))
+            !strcmp(e->client, client) && !strcmp(e->action, action) && !strcmp(e->reason, reason))
             return e;
         /* an idle entry (window over, nothing pending) may be taken over */
         if (!free_slot && (!e->used || (!e->pending && now - e->window_start >= a->window_ms)))
@@ -343,8 +339,8 @@ static agg_entry *agg_find(access_guard *a, const char *actor, const char *clien
 }
 
 /* Counts n refusals of a key for the next aggregate row (a write that could not be made). */
-static void agg_count(access_guard *a, const char *actor, const char *client,
-                      const char *action, int status, const char *reason, long n)
+static void agg_count(access_guard *a, const char *actor, const char *client, const char *action,
+                      int status, const char *reason, long n)
 {
     int64_t now = now_ms_monotonic();
     int fresh;
@@ -359,9 +355,8 @@ static void agg_count(access_guard *a, const char *actor, const char *client,
 /* Writes the aggregate row of a copied entry; counts it again when that fails. */
 static void write_aggregate(access_guard *a, const agg_entry *e, int wait_ms)
 {
-    if (audit_insert(a, NULL, wait_ms, e->actor[0] ? e->actor : NULL, NULL, e->action,
-                     e->subject, "denied", e->status, e->reason, e->pending, NULL, NULL,
-                     e->client))
+    if (audit_insert(a, NULL, wait_ms, e->actor[0] ? e->actor : NULL, NULL, e->action, e->subject,
+                     "denied", e->status, e->reason, e->pending, NULL, NULL, e->client))
         agg_count(a, e->actor, e->client, e->action, e->status, e->reason, e->pending);
 }
 
@@ -455,9 +450,8 @@ static void refusal(http_req *req, const caller *who, const char *action, const 
     if (carry.pending)
         write_aggregate(a, &carry, REQUEST_WRITE_WAIT_MS);
     if (first && audit_insert(a, NULL, REQUEST_WRITE_WAIT_MS, who ? who->id.oid : NULL,
-                              who ? who->id.name : NULL, action, subject, "denied", status,
-                              reason, 1, http_request_id(req), http_client_request_id(req),
-                              client))
+                              who ? who->id.name : NULL, action, subject, "denied", status, reason,
+                              1, http_request_id(req), http_client_request_id(req), client))
         agg_count(a, actor, client, action, status, reason, 1);
 }
 
@@ -477,8 +471,7 @@ int access_refuse_unauthenticated(http_req *req, const char *action, const char 
         snprintf(ra, sizeof ra, "%d", wait);
         http_add_header(req, "Retry-After", ra);
         http_problem(req, 429, "rate-limited", "Too many requests", NULL,
-                     "too many failed authentications from this address; retry after %d s",
-                     wait);
+                     "too many failed authentications from this address; retry after %d s", wait);
         return wait;
     }
     refusal(req, NULL, action, subject, status, reason);
@@ -669,7 +662,8 @@ int access_before(http_req *req, const http_route *route)
         metrics_count("roastery_rate_limited_total", "Requests refused by the rate limit.");
         http_problem(req, 429, "rate-limited", "Too many requests", NULL,
                      "this identity is over its request rate; retry after %d s", wait);
-        refusal(req, c, "rate.limit", http_path(req), 429, "this identity is over its request rate");
+        refusal(req, c, "rate.limit", http_path(req), 429,
+                "this identity is over its request rate");
         return 1;
     }
     if (seen_write && record_user(a, c)) {

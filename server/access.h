@@ -50,8 +50,7 @@ void access_audit(access_guard *a, PGconn *conn, const caller *who, const char *
 /* access_audit for what req did: its request id, the client's own X-Request-Id
  * (client_request_id) and its client address come from req. */
 void access_audit_request(http_req *req, PGconn *conn, const caller *who, const char *action,
-                          const char *subject, const char *outcome, int status,
-                          const char *reason);
+                          const char *subject, const char *outcome, int status, const char *reason);
 
 /* For doors that authenticate requests themselves (bad token, bad Event Grid secret, a dev
  * route reached under a foreign Host): charges the refusal to the client address's failure

@@ -274,8 +274,7 @@ int config_listen_is_loopback(const char *listen)
         h[hostlen] = '\0';
         unsigned char a[16];
         /* Addresses by what they are, never by their spelling; of names only localhost. */
-        int loop = !strcasecmp(h, "localhost") ||
-                   (inet_pton(AF_INET, h, a) == 1 && a[0] == 127) ||
+        int loop = !strcasecmp(h, "localhost") || (inet_pton(AF_INET, h, a) == 1 && a[0] == 127) ||
                    (e[0] == '[' && inet_pton(AF_INET6, h, a) == 1 &&
                     IN6_IS_ADDR_LOOPBACK((struct in6_addr *)a));
         if (!loop)

@@ -40,7 +40,7 @@ typedef struct {
     char *trusted_proxies;            /* whose X-Forwarded-For is believed; NULL = nobody's */
     int auth_failure_rate_per_minute; /* per client address; 0 = no limit */
     int auth_failure_burst;
-    int audit_aggregate_seconds;      /* repeated refusals share one row per window */
+    int audit_aggregate_seconds; /* repeated refusals share one row per window */
 
     /* artifacts and uploads */
     char *artifacts;                /* file:///dir or azblob://container; NULL = data dir */
@@ -84,7 +84,7 @@ typedef struct {
     int webhook_timeout_seconds;
     int webhook_retry_base_ms;  /* first wait before a delivery is retried; doubles */
     int webhook_max_attempts;
-    char *webhook_ports;        /* extra ports webhooks may target; NULL = 443 (80 in dev) */
+    char *webhook_ports; /* extra ports webhooks may target; NULL = 443 (80 in dev) */
 } config;
 
 /* Reads the environment into cfg. On a bad value writes one line to err

@@ -246,9 +246,9 @@ static ops_result step_ingest(ops_ctx *ctx, json_t *request, json_t **response, 
     }
     /* Keys only: this is shown as the operation's action and the version's result, and a
      * file:// URI would show the server's paths. */
-    json_object_set_new(result, "canonical",
-                        json_pack("{s:s, s:s, s:I}", "key", ckey, "sha256", csha, "bytes",
-                                  (json_int_t)csize));
+    json_object_set_new(
+        result, "canonical",
+        json_pack("{s:s, s:s, s:I}", "key", ckey, "sha256", csha, "bytes", (json_int_t)csize));
     if (qused)
         json_object_set_new(result, "quarantine",
                             json_pack("{s:s, s:I}", "key", qkey, "bytes", (json_int_t)qsize));

@@ -31,8 +31,8 @@ struct http_req {
     http_server *srv;
     const char *route; /* template, for logs and metrics */
     char request_id[65];
-    char client_request_id[65];         /* the client's X-Request-Id, "" when none or invalid */
-    char client_addr[CLIENTADDR_MAX];   /* the peer, or what trusted proxies say it forwards */
+    char client_request_id[65];       /* the client's X-Request-Id, "" when none or invalid */
+    char client_addr[CLIENTADDR_MAX]; /* the peer, or what trusted proxies say it forwards */
     const char *param_name[MAX_PARAMS];
     char *param_value[MAX_PARAMS];
     int nparams;
@@ -603,8 +603,8 @@ static void client_address(http_req *req)
             buf_puts(&xff, ",");
         buf_puts(&xff, req->ri->http_headers[i].value);
     }
-    clientaddr_resolve(req->ri->remote_addr, xff.len ? xff.data : NULL, trusted,
-                       req->client_addr, sizeof req->client_addr);
+    clientaddr_resolve(req->ri->remote_addr, xff.len ? xff.data : NULL, trusted, req->client_addr,
+                       sizeof req->client_addr);
     buf_free(&xff);
 }
 
@@ -693,14 +693,14 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
     char logged_path[512];
     printable_path(path, logged_path, sizeof logged_path);
     if (log_enabled(LOG_INFO))
-        log_fields(LOG_INFO, "request",
-                   json_pack("{s:s, s:s, s:s, s:i, s:I, s:f, s:s, s:s?, s:s?}", "method", mlabel,
-                             "route", req.route, "path", logged_path, "status", req.status,
-                             "bytes", (json_int_t)req.bytes, "duration_ms", secs * 1000.0,
-                             "remote", req.client_addr, "peer",
-                             strcmp(req.client_addr, req.ri->remote_addr) ? req.ri->remote_addr
-                                                                          : NULL,
-                             "client_request_id", http_client_request_id(&req)));
+        log_fields(
+            LOG_INFO, "request",
+            json_pack("{s:s, s:s, s:s, s:i, s:I, s:f, s:s, s:s?, s:s?}", "method", mlabel, "route",
+                      req.route, "path", logged_path, "status", req.status, "bytes",
+                      (json_int_t)req.bytes, "duration_ms", secs * 1000.0, "remote",
+                      req.client_addr, "peer",
+                      strcmp(req.client_addr, req.ri->remote_addr) ? req.ri->remote_addr : NULL,
+                      "client_request_id", http_client_request_id(&req)));
     log_set_request_id(NULL);
     for (int i = 0; i < req.nparams; i++)
         free(req.param_value[i]);

@@ -190,8 +190,8 @@ static const char *const tf_allowed_env[] = {"PATH",
                                              "AZURE_AUTHORITY_HOST",
                                              NULL};
 
-/* new: the child's environment: ours cut to names (NULL: tf_allowed_env) and allow (comma-separated names,
- * "P_*" prefixes; may be NULL), minus what extra and the forced variables replace, then
+/* new: the child's environment: ours cut to names (NULL: tf_allowed_env) and allow (comma-separated
+ * names, "P_*" prefixes; may be NULL), minus what extra and the forced variables replace, then
  * extra (the last of duplicate keys wins), then the forced variables. The array is the
  * caller's to free() with free(); the strings stay borrowed from environ, extra and
  * tf_forced_env. extra must have been checked with env_key_len. */

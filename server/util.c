@@ -282,9 +282,8 @@ char **env_allowlist(const char *const *names, const char *list)
 
 /* What the trainer and the forecast generator may see of our environment; the sanitizers'
  * options only make their reports match ours in sanitizer builds. */
-static const char *const CHILD_ENV[] = {"PATH",         "HOME",          "LANG",
-                                        "LC_ALL",       "TZ",            "ASAN_OPTIONS",
-                                        "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
+static const char *const CHILD_ENV[] = {
+    "PATH", "HOME", "LANG", "LC_ALL", "TZ", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
 
 const char *const *child_env_names(void)
 {

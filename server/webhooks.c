@@ -164,7 +164,6 @@ int webhooks_port_allowed(long port, int dev, const char *ports)
     return 0;
 }
 
-
 /* The host of a URL without IPv6 brackets and without the root's trailing dot ("10.9.9.9."
  * resolves as 10.9.9.9), in out (cap bytes). */
 static void bare_host(const char *host, char *out, size_t cap)
@@ -204,8 +203,8 @@ static const char *refusal_of(const struct addrinfo *list, int dev, int *loopbac
 static int numeric_or_resolved(const char *host, const char *port, int resolve,
                                struct addrinfo **list)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICHOST};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
     if (getaddrinfo(host, port, &hints, list) == 0)
         return 1;
     *list = NULL;
@@ -254,17 +253,16 @@ const char *webhooks_check_url(const char *url, const webhooks_policy *pol, char
     }
     long p = 0;
     if (parse_long(port, 1, 65535, &p) || !webhooks_port_allowed(p, dev, pol ? pol->ports : NULL)) {
-        snprintf(why, cap, "must use port 443%s%s%s (ROASTERY_WEBHOOK_PORTS)",
-                 dev ? " or 80" : "", pol && pol->ports ? ", or one of " : "",
-                 pol && pol->ports ? pol->ports : "");
+        snprintf(why, cap, "must use port 443%s%s%s (ROASTERY_WEBHOOK_PORTS)", dev ? " or 80" : "",
+                 pol && pol->ports ? ", or one of " : "", pol && pol->ports ? pol->ports : "");
         reason = why;
         goto out;
     }
     char bare[256];
     bare_host(host, bare, sizeof bare);
     int loopback = 0;
-    /* Numeric hosts in every form the resolver takes (0x0a090909, 10.1, 012.0.0.1, [::ffff:a.b.c.d])
-     * are classified by the address they denote, never by how they are spelt. */
+    /* Numeric hosts in every form the resolver takes (0x0a090909, 10.1, 012.0.0.1,
+     * [::ffff:a.b.c.d]) are classified by the address they denote, never by how they are spelt. */
     if (is_localhost_name(bare)) {
         loopback = 1;
         if (!dev) {
@@ -540,7 +538,7 @@ static const char *error_class(CURLcode rc, const socket_filter *f)
         /* Refused by the filter, unresolved, refused, reset, unreachable: one answer, so
          * that nobody learns which internal hosts and ports exist. */
         return f->refused && rc == CURLE_COULDNT_CONNECT ? WEBHOOKS_ERR_ADDRESS
-                                                          : WEBHOOKS_ERR_CONNECT;
+                                                         : WEBHOOKS_ERR_CONNECT;
     }
 }
 

@@ -44,8 +44,7 @@ typedef struct {
  * one, no credentials, and a host that is not, and with pol->resolve does not resolve to, an
  * address webhooks_address_refusal refuses. Numeric hosts are judged by their address in
  * every spelling the resolver accepts (0x0a090909, 10.1, [::ffff:10.0.0.1]). */
-const char *webhooks_check_url(const char *url, const webhooks_policy *pol, char *why,
-                               size_t cap);
+const char *webhooks_check_url(const char *url, const webhooks_policy *pol, char *why, size_t cap);
 
 /* NULL when a delivery may connect to this address, else what the address is (static text,
  * e.g. "a private address (10.0.0.0/8)"). Only global unicast is allowed: no private,

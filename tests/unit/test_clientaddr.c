@@ -30,19 +30,17 @@ static void test_forwarded_for_only_from_trusted_proxies(void **state)
     assert_string_equal(resolve("10.244.1.5", "198.51.100.7", ingress), "198.51.100.7");
     assert_string_equal(resolve("10.244.1.5", " 198.51.100.7 ", ingress), "198.51.100.7");
     /* a client's own X-Forwarded-For is to the left of what the ingress appended */
-    assert_string_equal(resolve("10.244.1.5", "6.6.6.6, 198.51.100.7", ingress),
-                        "198.51.100.7");
+    assert_string_equal(resolve("10.244.1.5", "6.6.6.6, 198.51.100.7", ingress), "198.51.100.7");
     assert_string_equal(resolve("10.244.1.5", "127.0.0.1,10.244.0.1", ingress), "127.0.0.1");
     /* chains of trusted proxies are walked over */
-    assert_string_equal(resolve("10.244.1.5", "6.6.6.6,198.51.100.7,10.244.9.9,10.244.3.3",
-                                ingress),
-                        "198.51.100.7");
+    assert_string_equal(
+        resolve("10.244.1.5", "6.6.6.6,198.51.100.7,10.244.9.9,10.244.3.3", ingress),
+        "198.51.100.7");
     /* all hops trusted: the left-most */
     assert_string_equal(resolve("10.244.1.5", "10.244.7.7,10.244.3.3", ingress), "10.244.7.7");
     /* garbage where the client wrote: the last good hop */
     assert_string_equal(resolve("10.244.1.5", "junk, 198.51.100.7", ingress), "198.51.100.7");
-    assert_string_equal(resolve("10.244.1.5", "198.51.100.7, not-an-ip", ingress),
-                        "10.244.1.5");
+    assert_string_equal(resolve("10.244.1.5", "198.51.100.7, not-an-ip", ingress), "10.244.1.5");
     /* ports and brackets (Application Gateway writes them), IPv6, v4-mapped peers */
     assert_string_equal(resolve("10.244.1.5", "198.51.100.7:51234", ingress), "198.51.100.7");
     assert_string_equal(resolve("10.244.1.5", "[2001:db8::5]:443", ingress), "2001:db8::5");

@@ -13,10 +13,10 @@
 
 static void clear_env(void)
 {
-    const char *vars[] = {"ROASTERY_LISTEN", "ROASTERY_HTTP_THREADS", "ROASTERY_WORKERS",
-                          "ROASTERY_LOG_LEVEL", "ROASTERY_DATABASE_URL", "ROASTERY_MIGRATE_ON_START",
-                          "ROASTERY_MAX_BODY_BYTES", "ROASTERY_EXECUTOR",
-                          "ROASTERY_AUTH_DEV_ALLOW_REMOTE"};
+    const char *vars[] = {
+        "ROASTERY_LISTEN",         "ROASTERY_HTTP_THREADS", "ROASTERY_WORKERS",
+        "ROASTERY_LOG_LEVEL",      "ROASTERY_DATABASE_URL", "ROASTERY_MIGRATE_ON_START",
+        "ROASTERY_MAX_BODY_BYTES", "ROASTERY_EXECUTOR",     "ROASTERY_AUTH_DEV_ALLOW_REMOTE"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
     unsetenv("ROASTERY_AAD_TENANT_ID");
@@ -117,15 +117,32 @@ static void test_azuread_needs_tenant_and_audience(void **state)
 static void test_dev_issuer_listens_on_loopback_only(void **state)
 {
     (void)state;
-    static const char *const loopback[] = {
-        "127.0.0.1:8080", "127.8.9.10:1", "localhost:8080", "LOCALHOST:8080", "[::1]:8080",
-        "127.0.0.1:8080,[::1]:8080", "127.0.0.1:1,localhost:2,127.0.0.2:3", NULL};
-    static const char *const not_loopback[] = {
-        "127.0.0.1:18181,0.0.0.0:18182", "0.0.0.0:8080", "8080", "127.0.0.1:8080,8081",
-        "127.0.0.1:8080,[::]:8081", "[::ffff:127.0.0.1]:8080", "127.0.0.1.nip.io:8080",
-        "localhost.attacker.example:8080", "127.evil.example:80", "10.0.0.1:8080",
-        "127.0.0.1:8080,10.0.0.1:8080", "[::1]:8080,192.168.1.1:8080", "127.0.0.1:8080s",
-        "127.0.0.1:8080,", ",127.0.0.1:8080", "127.0.0.1", "", NULL};
+    static const char *const loopback[] = {"127.0.0.1:8080",
+                                           "127.8.9.10:1",
+                                           "localhost:8080",
+                                           "LOCALHOST:8080",
+                                           "[::1]:8080",
+                                           "127.0.0.1:8080,[::1]:8080",
+                                           "127.0.0.1:1,localhost:2,127.0.0.2:3",
+                                           NULL};
+    static const char *const not_loopback[] = {"127.0.0.1:18181,0.0.0.0:18182",
+                                               "0.0.0.0:8080",
+                                               "8080",
+                                               "127.0.0.1:8080,8081",
+                                               "127.0.0.1:8080,[::]:8081",
+                                               "[::ffff:127.0.0.1]:8080",
+                                               "127.0.0.1.nip.io:8080",
+                                               "localhost.attacker.example:8080",
+                                               "127.evil.example:80",
+                                               "10.0.0.1:8080",
+                                               "127.0.0.1:8080,10.0.0.1:8080",
+                                               "[::1]:8080,192.168.1.1:8080",
+                                               "127.0.0.1:8080s",
+                                               "127.0.0.1:8080,",
+                                               ",127.0.0.1:8080",
+                                               "127.0.0.1",
+                                               "",
+                                               NULL};
     for (int i = 0; loopback[i]; i++)
         if (!config_listen_is_loopback(loopback[i]))
             fail_msg("%s: expected loopback", loopback[i]);

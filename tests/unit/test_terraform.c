@@ -300,9 +300,10 @@ static void test_cwd_env_stdin_fds(void **state)
     o.env_extra = extra;
     terraform_result r;
     assert_int_equal(terraform_run(&o, NULL, &r), RST_OK);
-    char *want = xasprintf("%s\nauto=1\ninput=0\nextra=hello world\ninherited=yes arm\nreplace=new\n"
-                           "dup=second\n2\nstdin=/dev/null\n0\n",
-                           workdir);
+    char *want =
+        xasprintf("%s\nauto=1\ninput=0\nextra=hello world\ninherited=yes arm\nreplace=new\n"
+                  "dup=second\n2\nstdin=/dev/null\n0\n",
+                  workdir);
     assert_string_equal(r.out, want);
     assert_int_equal(r.exit_status, 0);
     free(want);
