@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,21 +199,52 @@ static const char *refusal_of(const struct addrinfo *list, int dev, int *loopbac
     return NULL;
 }
 
+typedef struct {
+    const char *host, *port;
+    struct addrinfo *list;
+    int rc;
+} lookup;
+
+static void *lookup_run(void *arg)
+{
+    lookup *l = arg;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    l->rc = getaddrinfo(l->host, l->port, &hints, &l->list);
+    return NULL;
+}
+
 /* Whether host is numeric (in any form the resolver takes) or, when resolve, a name that
- * resolves now; *list then holds its addresses (freeaddrinfo). */
+ * resolves now; *list then holds its addresses (freeaddrinfo). A name is looked up on a
+ * thread of its own: the resolver's stack needs are not bounded by what an HTTP worker
+ * thread has. */
 static int numeric_or_resolved(const char *host, const char *port, int resolve,
                                struct addrinfo **list)
 {
     struct addrinfo hints = {
         .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
+    *list = NULL;
     if (getaddrinfo(host, port, &hints, list) == 0)
         return 1;
     *list = NULL;
-    hints.ai_flags = 0;
-    if (resolve && getaddrinfo(host, port, &hints, list) == 0)
-        return 1;
-    *list = NULL;
-    return 0;
+    if (!resolve)
+        return 0;
+    lookup l = {.host = host, .port = port, .list = NULL, .rc = -1};
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 1 << 20);
+    int started = pthread_create(&t, &attr, lookup_run, &l) == 0;
+    pthread_attr_destroy(&attr);
+    if (!started)
+        return 0; /* unchecked now: the connect-time filter still decides */
+    pthread_join(t, NULL);
+    if (l.rc != 0) {
+        if (l.list)
+            freeaddrinfo(l.list);
+        return 0;
+    }
+    *list = l.list;
+    return 1;
 }
 
 const char *webhooks_check_url(const char *url, const webhooks_policy *pol, char *why, size_t cap)

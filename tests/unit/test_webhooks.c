@@ -8,11 +8,13 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "webhooks.h"
 
@@ -282,6 +284,33 @@ static void test_urls_ports_and_dev(void **state)
     assert_non_null(check("http://[::ffff:127.0.0.1]/hook", 1, NULL));
 }
 
+/* At registration a name is judged by what it resolves to now: this machine's own name
+ * resolves (through /etc/hosts) to loopback or a private address here and on CI runners. */
+static void test_registration_resolves_names(void **state)
+{
+    (void)state;
+    char name[256];
+    if (gethostname(name, sizeof name) != 0)
+        skip();
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *list = NULL;
+    if (getaddrinfo(name, "443", &hints, &list) != 0)
+        skip();
+    int all_refused = 1;
+    for (struct addrinfo *ai = list; ai; ai = ai->ai_next)
+        all_refused &= !webhooks_address_allowed(ai->ai_addr, 0);
+    freeaddrinfo(list);
+    if (!all_refused)
+        skip();
+    char url[300], why[200];
+    snprintf(url, sizeof url, "https://%s/hook", name);
+    webhooks_policy now = {.dev = 0, .ports = NULL, .resolve = 1};
+    webhooks_policy later = {.dev = 0, .ports = NULL, .resolve = 0};
+    const char *reason = webhooks_check_url(url, &now, why, sizeof why);
+    assert_non_null(reason);
+    assert_non_null(strstr(reason, "public address"));
+    assert_null(webhooks_check_url(url, &later, why, sizeof why));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -292,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_ports),
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_urls_ports_and_dev),
+        cmocka_unit_test(test_registration_resolves_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
