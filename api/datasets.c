@@ -23,14 +23,25 @@
     " FROM dataset_versions v WHERE v.project_id = d.project_id AND v.dataset = d.name),"       \
     " 'event_grid_path', d.event_grid_path)"
 
+/* The database keeps the artifact store's URIs (file:// paths of this server, azblob://);
+ * answers show artifact keys and the API URLs that serve the files instead. */
+#define VERSION_URL                                                                                \
+    "('/api/v1/projects/' || v.project_id || '/datasets/' || v.dataset || '/versions/' ||"         \
+    " v.number)"
 #define VERSION_JSON                                                                               \
     "json_build_object('id', v.id, 'project', v.project_id, 'dataset', v.dataset,"                 \
-    " 'number', v.number, 'state', v.state, 'on_error', v.on_error, 'source', v.source,"           \
-    " 'raw_uri', v.raw_uri, 'raw_sha256', v.raw_sha256, 'raw_bytes', v.raw_bytes,"                 \
-    " 'content_encoding', v.content_encoding, 'canonical_uri', v.canonical_uri,"                   \
+    " 'number', v.number, 'state', v.state, 'on_error', v.on_error, 'source', CASE WHEN"           \
+    " v.source->>'kind' IN ('upload', 'artifact') THEN v.source || jsonb_build_object('uri',"      \
+    " coalesce(v.raw_key, regexp_replace(v.raw_uri, '^[a-z]+://.*?/projects/', 'projects/')))"     \
+    " ELSE v.source END, 'raw_uri', coalesce(v.raw_key, regexp_replace(v.raw_uri,"                 \
+    " '^[a-z]+://.*?/projects/', 'projects/')), 'raw_sha256', v.raw_sha256, 'raw_bytes',"          \
+    " v.raw_bytes, 'content_encoding', v.content_encoding, 'canonical_uri', CASE WHEN"             \
+    " v.canonical_uri IS NOT NULL THEN " VERSION_URL " || '/canonical.csv' END,"                   \
     " 'canonical_sha256', v.canonical_sha256, 'canonical_bytes', v.canonical_bytes,"               \
-    " 'quarantine_uri', v.quarantine_uri, 'rows_read', v.rows_read,"                               \
-    " 'rows_accepted', v.rows_accepted, 'rows_rejected', v.rows_rejected, 'result', v.result,"     \
+    " 'quarantine_uri', CASE WHEN v.quarantine_uri IS NOT NULL THEN " VERSION_URL                  \
+    " || '/quarantine.csv' END, 'rows_read', v.rows_read,"                                         \
+    " 'rows_accepted', v.rows_accepted, 'rows_rejected', v.rows_rejected, 'result', v.result"      \
+    " #- '{canonical,uri}' #- '{quarantine,uri}',"                                                 \
     " 'operation_id', v.operation_id, 'created_by', v.created_by, 'created_at', v.created_at,"     \
     " 'finished_at', v.finished_at)"
 

@@ -146,13 +146,14 @@ static int authenticate(http_req *req)
         else
             return 0;
     }
+    /* Charged to the address and audited aggregated: a flood is answered from memory. */
+    if (access_refuse_unauthenticated(req, "eventgrid.deliver", "events/azure", status, reason))
+        return 1;
     if (status == 401)
         http_add_header(req, "WWW-Authenticate", "Bearer realm=\"roastery\"");
     http_problem(req, status, status == 401 ? "invalid-credentials" : "forbidden",
                  status == 401 ? "Unauthorized" : "Forbidden", NULL, "%s", reason);
     log_fields(LOG_WARN, "event grid delivery refused", json_pack("{s:s}", "reason", reason));
-    access_audit(app->guard, NULL, NULL, "eventgrid.deliver", "events/azure", "denied", status,
-                 reason, http_request_id(req), http_remote_addr(req));
     return 1;
 }
 
@@ -352,8 +353,8 @@ static json_t *register_version(handler_ctx *h, const eventgrid_event *e, const 
         char subject[200];
         snprintf(subject, sizeof subject, "projects/%s/datasets/%s/versions/%s", project, dataset,
                  number);
-        access_audit(app->guard, NULL, NULL, "eventgrid.blob_created", subject, "succeeded", 200,
-                     e->id, http_request_id(h->req), http_remote_addr(h->req));
+        access_audit_request(h->req, NULL, NULL, "eventgrid.blob_created", subject, "succeeded",
+                             200, e->id);
     }
     log_fields(LOG_INFO, "event grid blob registered",
                json_pack("{s:s, s:s, s:s, s:s, s:s}", "event", e->id, "project", project, "dataset",

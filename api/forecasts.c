@@ -53,6 +53,7 @@ static int store_allowed(http_req *req, const char *store, PGconn **conn)
     size_t len;
     snprintf(key, sizeof key, "acl|%s|%s", who ? who->id.oid : "", store);
     if (forecast_cache_get(key, &body, &len, etag)) {
+        /* A cached refusal is a refusal like any other: answered and audited the same way. */
         policy_decision d = body[0] == 'A'   ? POLICY_ALLOW
                             : body[0] == 'F' ? POLICY_FORBIDDEN
                                              : POLICY_HIDDEN;

@@ -20,13 +20,24 @@
     " m.name), 'aliases', (SELECT coalesce(json_object_agg(a.alias, a.version), '{}') FROM"        \
     " model_aliases a WHERE a.project_id = m.project_id AND a.model = m.name))"
 
+/* A version's copy of its run's artifacts and lineage, shown as runs.c shows them: the API
+ * URL of each artifact, never the store's path, and the input as a file name. */
+#define VERSION_ARTIFACTS                                                                          \
+    "(SELECT coalesce(jsonb_agg(a || jsonb_build_object('uri', '/api/v1/runs/' || v.run_id ||"     \
+    " '/artifacts/' || (a->>'name')) ORDER BY o), '[]'::jsonb) FROM"                               \
+    " jsonb_array_elements(coalesce(v.artifacts, '[]'::jsonb)) WITH ORDINALITY AS x(a, o))"
+#define VERSION_LINEAGE                                                                            \
+    "CASE WHEN jsonb_typeof(v.lineage->'input') = 'string' THEN jsonb_set(v.lineage, '{input}',"   \
+    " to_jsonb(regexp_replace(v.lineage->>'input', '^.*/', ''))) ELSE v.lineage END"
+
 #define VERSION_JSON                                                                               \
     "json_build_object('id', v.id, 'project', v.project_id, 'model', v.model, 'version',"          \
     " v.version, 'run_id', v.run_id, 'dataset_version_id', v.dataset_version_id, 'algorithm',"     \
-    " v.algorithm, 'metrics', v.metrics, 'lineage', v.lineage, 'artifacts', v.artifacts,"         \
-    " 'description', v.description, 'archived', v.archived_at IS NOT NULL, 'archived_at',"        \
-    " v.archived_at, 'aliases', (SELECT coalesce(json_agg(a.alias ORDER BY a.alias), '[]') FROM" \
-    " model_aliases a WHERE a.project_id = v.project_id AND a.model = v.model AND a.version ="    \
+    " v.algorithm, 'metrics', v.metrics, 'lineage', " VERSION_LINEAGE                              \
+    ", 'artifacts', " VERSION_ARTIFACTS ","                                                        \
+    " 'description', v.description, 'archived', v.archived_at IS NOT NULL, 'archived_at',"         \
+    " v.archived_at, 'aliases', (SELECT coalesce(json_agg(a.alias ORDER BY a.alias), '[]') FROM"   \
+    " model_aliases a WHERE a.project_id = v.project_id AND a.model = v.model AND a.version ="     \
     " v.version), 'created_by', v.created_by, 'created_at', v.created_at)"
 
 #define PROMOTION_JSON                                                                             \

@@ -120,7 +120,6 @@ static int boolean(validator *v, json_t *body, const char *field, int required, 
 void api_retraining_policy_put(http_req *req)
 {
     caller *who = access_caller(req);
-    app_ctx *app = http_app(req);
     const char *project = http_param(req, "project");
     json_t *body = NULL;
     char subject[160];
@@ -266,8 +265,8 @@ void api_retraining_policy_put(http_req *req)
                  enabled ? "true" : "false", cron ? cron : "null", tz, acc_null ? "null" : accs,
                  drift_null ? "null" : drifts, model, compute, auto_promote ? "true" : "false",
                  grant ? " granted_by=" : "", grant ? grant : "");
-        access_audit(app->guard, c, who, "retraining.policy.update", subject, "succeeded",
-                     exists ? 200 : 201, summary, http_request_id(req), http_remote_addr(req));
+        access_audit_request(req, c, who, "retraining.policy.update", subject, "succeeded",
+                             exists ? 200 : 201, summary);
         PQclear(r);
         r = db_exec(c, "COMMIT", 0, NULL, NULL);
     }

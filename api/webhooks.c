@@ -61,6 +61,15 @@ static int dev_mode(http_req *req)
     return app->cfg->auth && !strcmp(app->cfg->auth, "dev");
 }
 
+/* Why url may not receive webhooks (NULL when it may): checked here against the address
+ * the name resolves to now, and again at every connect. */
+static const char *check_url(http_req *req, const char *url, char *why, size_t cap)
+{
+    app_ctx *app = http_app(req);
+    webhooks_policy pol = {.dev = dev_mode(req), .ports = app->cfg->webhook_ports, .resolve = 1};
+    return webhooks_check_url(url, &pol, why, cap);
+}
+
 /* Validates events (a non-empty array of distinct known names) into a PostgreSQL array
  * literal. new: free(); NULL when invalid (errors added). */
 static char *events_literal(validator *v, json_t *events)
@@ -153,7 +162,8 @@ void api_webhooks_create(http_req *req)
     static const char *const allowed[] = {"url", "events", "active", "description", NULL};
     v_only(&v, body, allowed);
     const char *url = v_string(&v, body, "url", 1, WEBHOOKS_URL_MAX, NULL);
-    const char *why = url ? webhooks_check_url(url, dev_mode(req)) : NULL;
+    char whybuf[200];
+    const char *why = url ? check_url(req, url, whybuf, sizeof whybuf) : NULL;
     if (why)
         v_error(&v, "url", why);
     events = events_literal(&v, json_object_get(body, "events"));
@@ -298,7 +308,8 @@ void api_webhooks_update(http_req *req)
     static const char *const allowed[] = {"url", "events", "active", "description", NULL};
     v_only(&v, body, allowed);
     const char *url = v_string(&v, body, "url", 0, WEBHOOKS_URL_MAX, NULL);
-    const char *why = url ? webhooks_check_url(url, dev_mode(req)) : NULL;
+    char whybuf[200];
+    const char *why = url ? check_url(req, url, whybuf, sizeof whybuf) : NULL;
     if (why)
         v_error(&v, "url", why);
     if (json_object_get(body, "events"))

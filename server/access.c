@@ -1,7 +1,11 @@
 /* Request guard. Order matters: the token first (nothing else is trusted
- * before it), then the rate limit (cheap, in memory), then the database. */
+ * before it), then the rate limit (cheap, in memory), then the database.
+ * Refusals of requests that did not authenticate never queue for the database: each client
+ * address has a failure budget (beyond it: 429 from memory), and repeats of one refusal
+ * (address, action, status, reason) within a window share one audit row with a count. */
 #include "access.h"
 #include "app.h"
+#include "clientaddr.h"
 #include "log.h"
 #include "metrics.h"
 #include "policy.h"
@@ -14,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define BUCKETS 1024
 #define SEEN_REFRESH_MS 60000 /* write users.last_seen at most once a minute */
@@ -26,6 +31,32 @@ typedef struct entry {
     struct entry *next;
 } entry;
 
+/* The failure budget of one client address (its /64 for IPv6); key "" = free slot. */
+typedef struct {
+    char key[CLIENTADDR_MAX];
+    double tokens;
+    int64_t refill_ms;
+} fail_bucket;
+
+/* One refusal being aggregated: the first of a window is written at once, the repeats are
+ * counted here and written as one row (count = pending) when the window closes. */
+typedef struct {
+    int used;
+    char actor[64]; /* "" when the caller did not authenticate */
+    char client[CLIENTADDR_MAX];
+    char action[64];
+    char reason[160];
+    int status;
+    char subject[256]; /* of the window's first refusal */
+    int64_t window_start;
+    long pending;
+} agg_entry;
+
+#define FAIL_SLOTS 4096
+#define AGG_SLOTS 4096
+#define PROBE 8                   /* slots tried per key before one is taken over */
+#define REQUEST_WRITE_WAIT_MS 100 /* a refusal never waits longer for a connection */
+
 struct access_guard {
     db_pool *pool;
     auth_verifier *verifier;
@@ -33,7 +64,21 @@ struct access_guard {
     double burst;
     pthread_mutex_t mu;
     entry *table[BUCKETS];
+
+    double fail_rate; /* per second; 0 = no budget */
+    double fail_burst;
+    int64_t window_ms;
+    pthread_mutex_t agg_mu; /* fails[], aggs[] and overflow */
+    fail_bucket *fails;
+    agg_entry *aggs;
+    agg_entry overflow; /* counts what no slot had room for: nothing goes uncounted */
+    pthread_t flusher;
+    pthread_cond_t wake;
+    int stopping, flusher_running;
 };
+
+static void *flush_loop(void *arg);
+static void flush_due(access_guard *a, int all);
 
 access_guard *access_new(db_pool *pool, auth_verifier *verifier, const config *cfg)
 {
@@ -43,6 +88,20 @@ access_guard *access_new(db_pool *pool, auth_verifier *verifier, const config *c
     a->rate = cfg->rate_limit_per_second;
     a->burst = cfg->rate_limit_burst;
     pthread_mutex_init(&a->mu, NULL);
+    a->fail_rate = cfg->auth_failure_rate_per_minute / 60.0;
+    a->fail_burst = cfg->auth_failure_burst > 0 ? cfg->auth_failure_burst : 1;
+    a->window_ms =
+        (int64_t)(cfg->audit_aggregate_seconds > 0 ? cfg->audit_aggregate_seconds : 60) * 1000;
+    pthread_mutex_init(&a->agg_mu, NULL);
+    pthread_cond_init(&a->wake, NULL);
+    a->fails = xcalloc(FAIL_SLOTS, sizeof *a->fails);
+    a->aggs = xcalloc(AGG_SLOTS, sizeof *a->aggs);
+    snprintf(a->overflow.client, sizeof a->overflow.client, "(many addresses)");
+    snprintf(a->overflow.reason, sizeof a->overflow.reason,
+             "refusals beyond the aggregation table (several addresses and reasons)");
+    snprintf(a->overflow.action, sizeof a->overflow.action, "refused");
+    a->overflow.status = 401;
+    a->flusher_running = pthread_create(&a->flusher, NULL, flush_loop, a) == 0;
     return a;
 }
 
@@ -50,6 +109,17 @@ void access_free(access_guard *a)
 {
     if (!a)
         return;
+    pthread_mutex_lock(&a->agg_mu);
+    a->stopping = 1;
+    pthread_cond_signal(&a->wake);
+    pthread_mutex_unlock(&a->agg_mu);
+    if (a->flusher_running)
+        pthread_join(a->flusher, NULL);
+    flush_due(a, 1); /* what was counted and not yet written */
+    free(a->fails);
+    free(a->aggs);
+    pthread_cond_destroy(&a->wake);
+    pthread_mutex_destroy(&a->agg_mu);
     for (int i = 0; i < BUCKETS; i++) {
         entry *e = a->table[i];
         while (e) {
@@ -139,32 +209,274 @@ static void forget_seen(access_guard *a, const char *oid)
 
 /* ---- audit ------------------------------------------------------------- */
 
+/* One audit row of count refusals or events; wait_ms: how long to wait for a pooled
+ * connection when conn is NULL. Returns RST_OK or RST_EUNAVAIL (logged; nothing raised). */
+static int audit_insert(access_guard *a, PGconn *conn, int wait_ms, const char *actor_oid,
+                        const char *actor_name, const char *action, const char *subject,
+                        const char *outcome, int status, const char *reason, long count,
+                        const char *request_id, const char *client_request_id, const char *client)
+{
+    PGconn *own = NULL;
+    if (!conn) {
+        if (db_acquire(a->pool, wait_ms, &own)) {
+            log_fields(LOG_ERROR, "audit row not written now: database unavailable",
+                       json_pack("{s:s, s:s, s:s?, s:I}", "action", action, "outcome", outcome,
+                                 "actor", actor_oid, "count", (json_int_t)count));
+            return RST_EUNAVAIL;
+        }
+        conn = own;
+    }
+    char st[16], n[24];
+    snprintf(st, sizeof st, "%d", status);
+    snprintf(n, sizeof n, "%ld", count);
+    const char *p[] = {actor_oid,  actor_name, action, subject ? subject : "", outcome, st, reason,
+                       request_id, client,     n,      client_request_id};
+    PGresult *r = db_exec(conn,
+                          "INSERT INTO audit_log(actor_oid, actor_name, action, subject, outcome,"
+                          " status, reason, request_id, client_addr, count, client_request_id)"
+                          " VALUES ($1, $2, $3, $4, $5, $6::int, $7, $8, $9, $10::int, $11)",
+                          11, p, NULL);
+    int rc = r ? RST_OK : RST_EUNAVAIL;
+    PQclear(r);
+    if (own)
+        db_release(a->pool, own);
+    return rc;
+}
+
 void access_audit(access_guard *a, PGconn *conn, const caller *who, const char *action,
                   const char *subject, const char *outcome, int status, const char *reason,
                   const char *request_id, const char *client)
 {
-    PGconn *own = NULL;
-    if (!conn) {
-        if (db_acquire(a->pool, 2000, &own)) {
-            log_fields(LOG_ERROR, "audit row lost: database unavailable",
-                       json_pack("{s:s, s:s, s:s?}", "action", action, "outcome", outcome,
-                                 "actor", who ? who->id.oid : NULL));
-            return;
+    audit_insert(a, conn, 2000, who ? who->id.oid : NULL, who ? who->id.name : NULL, action,
+                 subject, outcome, status, reason, 1, request_id, NULL, client);
+}
+
+void access_audit_request(http_req *req, PGconn *conn, const caller *who, const char *action,
+                          const char *subject, const char *outcome, int status, const char *reason)
+{
+    audit_insert(access_of(req), conn, 2000, who ? who->id.oid : NULL, who ? who->id.name : NULL,
+                 action, subject, outcome, status, reason, 1, http_request_id(req),
+                 http_client_request_id(req), http_remote_addr(req));
+}
+
+/* ---- refusals: per-address failure budget and aggregation ---------------- */
+
+static unsigned hash_str(unsigned h, const char *s)
+{
+    for (; *s; s++)
+        h = h * 33 + (unsigned char)*s;
+    return h * 33;
+}
+
+/* Takes one failure from the budget of client. 0 when there was one, else the seconds until
+ * there is. Under agg_mu. */
+static int fail_take(access_guard *a, const char *client, int64_t now)
+{
+    if (a->fail_rate <= 0)
+        return 0;
+    char key[CLIENTADDR_MAX];
+    clientaddr_bucket_key(client, key, sizeof key);
+    unsigned h = hash_str(5381, key);
+    fail_bucket *b = NULL, *fullest = NULL;
+    double most = -1;
+    for (int i = 0; i < PROBE && !b; i++) {
+        fail_bucket *c = &a->fails[(h + (unsigned)i) % FAIL_SLOTS];
+        if (!c->key[0] || !strcmp(c->key, key)) {
+            b = c;
+            break;
         }
-        conn = own;
+        double t = c->tokens + (double)(now - c->refill_ms) / 1000.0 * a->fail_rate;
+        if (t > most)
+            most = t, fullest = c;
     }
-    char st[16];
-    snprintf(st, sizeof st, "%d", status);
-    const char *p[] = {who ? who->id.oid : NULL, who ? who->id.name : NULL, action,
-                       subject ? subject : "", outcome, st, reason, request_id, client};
-    PGresult *r = db_exec(conn,
-                          "INSERT INTO audit_log(actor_oid, actor_name, action, subject, outcome,"
-                          " status, reason, request_id, client_addr)"
-                          " VALUES ($1, $2, $3, $4, $5, $6::int, $7, $8, $9)",
-                          9, p, NULL);
-    PQclear(r);
-    if (own)
-        db_release(a->pool, own);
+    if (!b) /* the slot whose owner failed least lately gives way */
+        b = fullest, b->key[0] = '\0';
+    if (!b->key[0]) {
+        snprintf(b->key, sizeof b->key, "%s", key);
+        b->tokens = a->fail_burst;
+        b->refill_ms = now;
+    }
+    b->tokens += (double)(now - b->refill_ms) / 1000.0 * a->fail_rate;
+    if (b->tokens > a->fail_burst)
+        b->tokens = a->fail_burst;
+    b->refill_ms = now;
+    if (b->tokens >= 1.0) {
+        b->tokens -= 1.0;
+        return 0;
+    }
+    return (int)ceil((1.0 - b->tokens) / a->fail_rate);
+}
+
+/* The aggregation entry of this refusal, created when new; the overflow entry when the
+ * table has no room. Under agg_mu. */
+static agg_entry *agg_find(access_guard *a, const char *actor, const char *client,
+                           const char *action, int status, const char *reason, int64_t now,
+                           int *fresh)
+{
+    unsigned h = hash_str(hash_str(hash_str(hash_str(5381, actor), client), action), reason) +
+                 (unsigned)status;
+    agg_entry *free_slot = NULL;
+    *fresh = 0;
+    for (int i = 0; i < PROBE; i++) {
+        agg_entry *e = &a->aggs[(h + (unsigned)i) % AGG_SLOTS];
+        if (e->used && e->status == status && !strcmp(e->actor, actor) &&
+            !strcmp(e->client, client) && !strcmp(e->action, action) && !strcmp(e->reason, reason))
+            return e;
+        /* an idle entry (window over, nothing pending) may be taken over */
+        if (!free_slot && (!e->used || (!e->pending && now - e->window_start >= a->window_ms)))
+            free_slot = e;
+    }
+    if (!free_slot)
+        return &a->overflow;
+    memset(free_slot, 0, sizeof *free_slot);
+    free_slot->used = 1;
+    snprintf(free_slot->actor, sizeof free_slot->actor, "%s", actor);
+    snprintf(free_slot->client, sizeof free_slot->client, "%s", client);
+    snprintf(free_slot->action, sizeof free_slot->action, "%s", action);
+    snprintf(free_slot->reason, sizeof free_slot->reason, "%s", reason);
+    free_slot->status = status;
+    *fresh = 1;
+    return free_slot;
+}
+
+/* Counts n refusals of a key for the next aggregate row (a write that could not be made). */
+static void agg_count(access_guard *a, const char *actor, const char *client, const char *action,
+                      int status, const char *reason, long n)
+{
+    int64_t now = now_ms_monotonic();
+    int fresh;
+    pthread_mutex_lock(&a->agg_mu);
+    agg_entry *e = agg_find(a, actor, client, action, status, reason, now, &fresh);
+    if (fresh)
+        e->window_start = now;
+    e->pending += n;
+    pthread_mutex_unlock(&a->agg_mu);
+}
+
+/* Writes the aggregate row of a copied entry; counts it again when that fails. */
+static void write_aggregate(access_guard *a, const agg_entry *e, int wait_ms)
+{
+    if (audit_insert(a, NULL, wait_ms, e->actor[0] ? e->actor : NULL, NULL, e->action, e->subject,
+                     "denied", e->status, e->reason, e->pending, NULL, NULL, e->client))
+        agg_count(a, e->actor, e->client, e->action, e->status, e->reason, e->pending);
+}
+
+/* Writes the rows of every window that closed (all: of every window), and frees entries
+ * idle for a whole window after theirs closed. */
+static void flush_due(access_guard *a, int all)
+{
+    enum { BATCH = 64 };
+    agg_entry batch[BATCH];
+    for (;;) {
+        int n = 0, more = 0;
+        int64_t now = now_ms_monotonic();
+        pthread_mutex_lock(&a->agg_mu);
+        for (size_t i = 0; i <= AGG_SLOTS; i++) {
+            agg_entry *e = i < AGG_SLOTS ? &a->aggs[i] : &a->overflow;
+            if (i < AGG_SLOTS && !e->used)
+                continue;
+            int closed = all || now - e->window_start >= a->window_ms;
+            if (e->pending && closed) {
+                if (n == BATCH) {
+                    more = 1;
+                    break;
+                }
+                batch[n++] = *e;
+                e->pending = 0;
+            } else if (i < AGG_SLOTS && !e->pending && now - e->window_start >= 2 * a->window_ms) {
+                e->used = 0;
+            }
+        }
+        pthread_mutex_unlock(&a->agg_mu);
+        for (int i = 0; i < n; i++)
+            write_aggregate(a, &batch[i], 2000);
+        if (!more || (all && n == 0))
+            return;
+    }
+}
+
+static void *flush_loop(void *arg)
+{
+    access_guard *a = arg;
+    int64_t period = a->window_ms < 1000 ? a->window_ms : 1000;
+    pthread_mutex_lock(&a->agg_mu);
+    while (!a->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t)(period / 1000);
+        until.tv_nsec += (long)(period % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&a->wake, &a->agg_mu, &until);
+        if (a->stopping)
+            break;
+        pthread_mutex_unlock(&a->agg_mu);
+        flush_due(a, 0);
+        pthread_mutex_lock(&a->agg_mu);
+    }
+    pthread_mutex_unlock(&a->agg_mu);
+    return NULL;
+}
+
+/* Audits one refusal, aggregated: the first of its key in a window is written now (with the
+ * request ids), the repeats only counted, for one row when the window closes. A write that
+ * finds no connection at once is counted instead, never queued behind the pool. */
+static void refusal(http_req *req, const caller *who, const char *action, const char *subject,
+                    int status, const char *reason)
+{
+    access_guard *a = access_of(req);
+    const char *actor = who ? who->id.oid : "";
+    const char *client = http_remote_addr(req);
+    int64_t now = now_ms_monotonic();
+    int fresh;
+    agg_entry carry = {.pending = 0};
+    pthread_mutex_lock(&a->agg_mu);
+    agg_entry *e = agg_find(a, actor, client, action, status, reason, now, &fresh);
+    int first = fresh || (e != &a->overflow && now - e->window_start >= a->window_ms);
+    if (first) {
+        if (e->pending) { /* the closed window's count, before this new first row */
+            carry = *e;
+            e->pending = 0;
+        }
+        e->window_start = now;
+        snprintf(e->subject, sizeof e->subject, "%s", subject ? subject : "");
+    } else {
+        if (e == &a->overflow && !e->pending)
+            e->window_start = now;
+        e->pending++;
+    }
+    pthread_mutex_unlock(&a->agg_mu);
+    if (carry.pending)
+        write_aggregate(a, &carry, REQUEST_WRITE_WAIT_MS);
+    if (first && audit_insert(a, NULL, REQUEST_WRITE_WAIT_MS, who ? who->id.oid : NULL,
+                              who ? who->id.name : NULL, action, subject, "denied", status, reason,
+                              1, http_request_id(req), http_client_request_id(req), client))
+        agg_count(a, actor, client, action, status, reason, 1);
+}
+
+int access_refuse_unauthenticated(http_req *req, const char *action, const char *subject,
+                                  int status, const char *reason)
+{
+    access_guard *a = access_of(req);
+    pthread_mutex_lock(&a->agg_mu);
+    int wait = fail_take(a, http_remote_addr(req), now_ms_monotonic());
+    pthread_mutex_unlock(&a->agg_mu);
+    if (wait) {
+        metrics_count("roastery_auth_failures_limited_total",
+                      "Failed authentications answered 429 by the per-address budget.");
+        refusal(req, NULL, action, subject, 429,
+                "too many failed authentications from this address");
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", wait);
+        http_add_header(req, "Retry-After", ra);
+        http_problem(req, 429, "rate-limited", "Too many requests", NULL,
+                     "too many failed authentications from this address; retry after %d s", wait);
+        return wait;
+    }
+    refusal(req, NULL, action, subject, status, reason);
+    return 0;
 }
 
 /* ---- idempotency ------------------------------------------------------- */
@@ -346,11 +658,11 @@ int access_before(http_req *req, const http_route *route)
                     sizeof reason)) {
         free(c);
         metrics_count("roastery_auth_failures_total", "Requests refused for their token.");
+        if (access_refuse_unauthenticated(req, "auth.token", http_path(req), 401, reason))
+            return 1; /* over this address's budget: 429, no log line per request either */
         www_authenticate(req, reason);
         http_problem(req, 401, "invalid-token", "Unauthorized", NULL, "%s", reason);
         log_fields(LOG_WARN, "token refused", json_pack("{s:s}", "reason", reason));
-        access_audit(a, NULL, NULL, "auth.token", http_path(req), "denied", 401, reason,
-                     http_request_id(req), http_remote_addr(req));
         return 1;
     }
     c->trail = policy_trail_new();
@@ -364,6 +676,8 @@ int access_before(http_req *req, const http_route *route)
         metrics_count("roastery_rate_limited_total", "Requests refused by the rate limit.");
         http_problem(req, 429, "rate-limited", "Too many requests", NULL,
                      "this identity is over its request rate; retry after %d s", wait);
+        refusal(req, c, "rate.limit", http_path(req), 429,
+                "this identity is over its request rate");
         return 1;
     }
     if (seen_write && record_user(a, c)) {
@@ -401,9 +715,8 @@ void access_after(http_req *req, const http_route *route)
         const char *outcome = c->denied || status == 403 ? "denied"
                               : status < 400             ? "succeeded"
                                                          : "failed";
-        access_audit(a, NULL, c, action, c->subject[0] ? c->subject : http_path(req), outcome,
-                     status, c->deny_reason[0] ? c->deny_reason : NULL, http_request_id(req),
-                     http_remote_addr(req));
+        access_audit_request(req, NULL, c, action, c->subject[0] ? c->subject : http_path(req),
+                             outcome, status, c->deny_reason[0] ? c->deny_reason : NULL);
     }
     http_set_identity(req, NULL);
     policy_trail_free(c->trail);

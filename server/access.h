@@ -49,4 +49,19 @@ void access_audit(access_guard *a, PGconn *conn, const caller *who, const char *
                   const char *subject, const char *outcome, int status, const char *reason,
                   const char *request_id, const char *client);
 
+/* access_audit for what req did: its request id, the client's own X-Request-Id
+ * (client_request_id) and its client address come from req. */
+void access_audit_request(http_req *req, PGconn *conn, const caller *who, const char *action,
+                          const char *subject, const char *outcome, int status, const char *reason);
+
+/* For doors that authenticate requests themselves (bad token, bad Event Grid secret, a dev
+ * route reached under a foreign Host): charges the refusal to the client address's failure
+ * budget (ROASTERY_AUTH_FAILURE_RATE_PER_MINUTE, _BURST) and audits it, aggregated (the first
+ * of each address, action, status and reason in ROASTERY_AUDIT_AGGREGATE_SECONDS is a row of
+ * its own, the repeats one row with their count when the window closes). Returns 0 when the
+ * address was within its budget: the caller answers status itself. Else the request has been
+ * answered 429 with Retry-After (and audited as such) and the seconds to wait are returned. */
+int access_refuse_unauthenticated(http_req *req, const char *action, const char *subject,
+                                  int status, const char *reason);
+
 #endif

@@ -148,7 +148,8 @@ static int tf(tf_job *j, const char *what, const char *const *args, json_t *log,
 {
     terraform_options o = {.bin = cfg->terraform_bin,
                            .workdir = j->dir,
-                           .timeout_seconds = cfg->terraform_timeout_seconds};
+                           .timeout_seconds = cfg->terraform_timeout_seconds,
+                           .env_allow = cfg->terraform_env};
     memset(res, 0, sizeof *res);
     int rc = terraform_run(&o, args, res);
     json_array_append_new(log, json_pack("{s:s, s:i, s:b, s:f, s:s%}", "command", what,

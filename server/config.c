@@ -1,14 +1,28 @@
 /* Environment configuration. Every variable has a default, a range and a
  * one-line description, so --help and the error messages come from one table. */
 #include "config.h"
+#include "clientaddr.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-typedef enum { V_STRING, V_INT, V_BOOL, V_LEVEL, V_LISTEN, V_CHOICE, V_SIZE } var_kind;
+typedef enum {
+    V_STRING,
+    V_INT,
+    V_BOOL,
+    V_LEVEL,
+    V_LISTEN,
+    V_CHOICE,
+    V_SIZE,
+    V_PORTS,
+    V_NETS
+} var_kind;
 
 typedef struct {
     const char *name;
@@ -40,7 +54,7 @@ static const char *choices_of(const char *name)
 
 static const var_spec vars[] = {
     {"ROASTERY_LISTEN", V_LISTEN, "127.0.0.1:8080", 0, 0, OFF(listen),
-     "address and port to listen on (host:port)"},
+     "address and port to listen on (host:port, or several comma-separated)"},
     {"ROASTERY_DATA_DIR", V_STRING, "./var", 0, 0, OFF(data_dir),
      "directory for the embedded PostgreSQL and local artifacts"},
     {"ROASTERY_DATABASE_URL", V_STRING, NULL, 0, 0, OFF(database_url),
@@ -90,6 +104,15 @@ static const var_spec vars[] = {
      "app-role claim values to roles, e.g. Platform.Admin=PlatformAdmin,Data.Scientist=DataScientist"},
     {"ROASTERY_AUTH_DEV_ALLOW_REMOTE", V_BOOL, "0", 0, 0, OFF(auth_dev_allow_remote),
      "let dev auth listen on a non-loopback address (never in production)"},
+    {"ROASTERY_TRUSTED_PROXIES", V_NETS, NULL, 0, 0, OFF(trusted_proxies),
+     "proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For names the client"},
+    {"ROASTERY_AUTH_FAILURE_RATE_PER_MINUTE", V_INT, "60", 0, 1000000,
+     OFF(auth_failure_rate_per_minute),
+     "failed authentications per minute one client address may sustain before 429 (0 = no limit)"},
+    {"ROASTERY_AUTH_FAILURE_BURST", V_INT, "20", 1, 1000000, OFF(auth_failure_burst),
+     "failed authentications one client address may make at once before the rate applies"},
+    {"ROASTERY_AUDIT_AGGREGATE_SECONDS", V_INT, "60", 1, 3600, OFF(audit_aggregate_seconds),
+     "window in which repeated refusals (same address, action, status, reason) share one row"},
     {"ROASTERY_RATE_LIMIT_PER_SECOND", V_INT, "50", 0, 1000000, OFF(rate_limit_per_second),
      "requests per second each identity may sustain (0 = unlimited)"},
     {"ROASTERY_ARTIFACTS", V_STRING, NULL, 0, 0, OFF(artifacts),
@@ -112,6 +135,8 @@ static const var_spec vars[] = {
      "terraform CLI for the azure executor (a path, or a name looked up in PATH)"},
     {"ROASTERY_TERRAFORM_MODULES", V_STRING, ROASTERY_SOURCE_DIR "/terraform/modules", 0, 0,
      OFF(terraform_modules), "directory of the Terraform modules the plans instantiate"},
+    {"ROASTERY_TERRAFORM_ENV", V_STRING, NULL, 0, 0, OFF(terraform_env),
+     "more variables terraform inherits (comma-separated, NAME_* a prefix), e.g. HTTPS_PROXY"},
     {"ROASTERY_TERRAFORM_TIMEOUT_SECONDS", V_INT, "3600", 5, 86400, OFF(terraform_timeout_seconds),
      "longest a terraform command may run before it is killed"},
     {"ROASTERY_TF_STATE_RESOURCE_GROUP", V_STRING, "roastery-tfstate", 0, 0,
@@ -174,6 +199,8 @@ static const var_spec vars[] = {
      "wait before a failed webhook delivery is retried (doubles per attempt, at most 1 hour)"},
     {"ROASTERY_WEBHOOK_MAX_ATTEMPTS", V_INT, "8", 1, 30, OFF(webhook_max_attempts),
      "attempts of one webhook delivery before it ends failed"},
+    {"ROASTERY_WEBHOOK_PORTS", V_PORTS, NULL, 0, 0, OFF(webhook_ports),
+     "ports webhooks may target besides 443 (and 80 in dev mode), comma-separated"},
 };
 
 /* Whether val is one of the '|'-separated words of choices. */
@@ -190,16 +217,97 @@ static int choice_ok(const char *choices, const char *val)
     return 0;
 }
 
+/* One entry of a listening_ports list: [host:]port, host an IPv4 address, [IPv6] or a name,
+ * port 1 to 65535 and nothing after it (CivetWeb's s and r suffixes are not for us). *host
+ * and *hostlen get the host (without brackets; length 0 when there is none). */
+static int listen_entry(const char *v, size_t n, const char **host, size_t *hostlen)
+{
+    const char *colon = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == ':')
+            colon = v + i;
+    *host = v;
+    *hostlen = 0;
+    if (n && v[0] == '[') { /* [IPv6]:port */
+        const char *close = memchr(v, ']', n);
+        if (!close || close + 1 != colon || close == v + 1)
+            return 0;
+        *host = v + 1;
+        *hostlen = (size_t)(close - v - 1);
+    } else if (colon) {
+        *hostlen = (size_t)(colon - v);
+        if (!*hostlen || memchr(v, ':', *hostlen))
+            return 0;
+    }
+    char port[8];
+    size_t plen = colon ? (size_t)(v + n - colon - 1) : n;
+    long p;
+    if (plen == 0 || plen >= sizeof port)
+        return 0;
+    memcpy(port, colon ? colon + 1 : v, plen);
+    port[plen] = '\0';
+    return parse_long(port, 1, 65535, &p) == 0;
+}
+
+/* Every comma-separated entry of v is [host:]port (CivetWeb listens on each of them). */
 static int valid_listen(const char *v)
 {
-    const char *colon = strrchr(v, ':');
-    const char *port = colon ? colon + 1 : v;
-    long p;
-    if (parse_long(port, 1, 65535, &p))
+    for (const char *e = v;;) {
+        size_t n = strcspn(e, ",");
+        const char *host;
+        size_t hostlen;
+        if (!listen_entry(e, n, &host, &hostlen))
+            return 0;
+        if (!e[n])
+            return 1;
+        e += n + 1;
+    }
+}
+
+int config_listen_is_loopback(const char *listen)
+{
+    if (!listen || !valid_listen(listen))
         return 0;
-    if (colon && colon == v)
-        return 0;
-    return 1;
+    for (const char *e = listen;;) {
+        size_t n = strcspn(e, ",");
+        const char *host;
+        size_t hostlen;
+        listen_entry(e, n, &host, &hostlen);
+        char h[64];
+        if (hostlen == 0 || hostlen >= sizeof h)
+            return 0; /* a bare port listens on every interface */
+        memcpy(h, host, hostlen);
+        h[hostlen] = '\0';
+        unsigned char a[16];
+        /* Addresses by what they are, never by their spelling; of names only localhost. */
+        int loop = !strcasecmp(h, "localhost") || (inet_pton(AF_INET, h, a) == 1 && a[0] == 127) ||
+                   (e[0] == '[' && inet_pton(AF_INET6, h, a) == 1 &&
+                    IN6_IS_ADDR_LOOPBACK((struct in6_addr *)a));
+        if (!loop)
+            return 0;
+        if (!e[n])
+            return 1;
+        e += n + 1;
+    }
+}
+
+/* A comma-separated list of TCP ports, each 1 to 65535. */
+static int valid_ports(const char *v)
+{
+    for (const char *p = v;;) {
+        size_t n = strcspn(p, ",");
+        char one[8];
+        long port;
+        if (n == 0 || n >= sizeof one)
+            return 0;
+        memcpy(one, p, n);
+        one[n] = '\0';
+        if (parse_long(one, 1, 65535, &port))
+            return 0;
+        if (!p[n])
+            return 1;
+        p += n + 1;
+    }
 }
 
 int config_load(config *cfg, char *err, size_t errlen)
@@ -231,6 +339,23 @@ int config_load(config *cfg, char *err, size_t errlen)
                 goto bad;
             }
             *(char **)field = xstrdup(val);
+            break;
+        case V_PORTS:
+            if (val && !valid_ports(val)) {
+                snprintf(err, errlen, "%s=%s: expected ports from 1 to 65535, comma-separated",
+                         s->name, val);
+                goto bad;
+            }
+            *(char **)field = val ? xstrdup(val) : NULL;
+            break;
+        case V_NETS:
+            if (val && !clientaddr_list_valid(val)) {
+                snprintf(err, errlen,
+                         "%s=%s: expected addresses or CIDR prefixes (10.0.0.0/8), comma-separated",
+                         s->name, val);
+                goto bad;
+            }
+            *(char **)field = val ? xstrdup(val) : NULL;
             break;
         case V_INT:
             if (parse_long(val, s->min, s->max, &n)) {
@@ -287,6 +412,15 @@ bad:
 
 int config_check_auth(const config *cfg, char *err, size_t errlen)
 {
+    if (!strcmp(cfg->auth, "dev") && !cfg->auth_dev_allow_remote &&
+        !config_listen_is_loopback(cfg->listen)) {
+        snprintf(err, errlen,
+                 "ROASTERY_AUTH=dev on %s: expected loopback addresses only (127.0.0.0/8, [::1] "
+                 "or localhost, every entry); the dev issuer mints any identity (set "
+                 "ROASTERY_AUTH_DEV_ALLOW_REMOTE=1 to force)",
+                 cfg->listen);
+        return RST_EINVAL;
+    }
     if (!strcmp(cfg->auth, "azuread") && (!cfg->aad_tenant_id || !cfg->aad_audience)) {
         snprintf(err, errlen,
                  "%s is unset: expected the tenant id(s) and audience(s) to accept with "
@@ -301,7 +435,8 @@ void config_free(config *cfg)
 {
     /* Every string setting is in the table, so none is forgotten here. */
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-        if (vars[i].kind == V_STRING || vars[i].kind == V_LISTEN || vars[i].kind == V_CHOICE)
+        if (vars[i].kind == V_STRING || vars[i].kind == V_LISTEN || vars[i].kind == V_CHOICE ||
+            vars[i].kind == V_PORTS || vars[i].kind == V_NETS)
             free(*(char **)((char *)cfg + vars[i].offset));
     memset(cfg, 0, sizeof *cfg);
 }

@@ -37,6 +37,10 @@ typedef struct {
     int auth_dev_allow_remote;
     int rate_limit_per_second; /* per identity; 0 = no limit */
     int rate_limit_burst;
+    char *trusted_proxies;            /* whose X-Forwarded-For is believed; NULL = nobody's */
+    int auth_failure_rate_per_minute; /* per client address; 0 = no limit */
+    int auth_failure_burst;
+    int audit_aggregate_seconds; /* repeated refusals share one row per window */
 
     /* artifacts and uploads */
     char *artifacts;                /* file:///dir or azblob://container; NULL = data dir */
@@ -50,6 +54,7 @@ typedef struct {
     char *executor;          /* "local", "azure" or "dry-run" */
     char *terraform_bin;
     char *terraform_modules; /* directory holding terraform/modules/<name> */
+    char *terraform_env;     /* more variables terraform inherits; NULL = none */
     int terraform_timeout_seconds;
     char *tf_state_resource_group;
     char *tf_state_storage_account;
@@ -82,6 +87,7 @@ typedef struct {
     int webhook_timeout_seconds;
     int webhook_retry_base_ms;  /* first wait before a delivery is retried; doubles */
     int webhook_max_attempts;
+    char *webhook_ports; /* extra ports webhooks may target; NULL = 443 (80 in dev) */
 } config;
 
 /* Reads the environment into cfg. On a bad value writes one line to err
@@ -91,8 +97,13 @@ int config_load(config *cfg, char *err, size_t errlen);
 void config_free(config *cfg);
 
 /* What serving needs beyond config_load: with ROASTERY_AUTH=azuread, the
- * tenants and audiences to accept. RST_EINVAL and one line in err if not. */
+ * tenants and audiences to accept; with ROASTERY_AUTH=dev, loopback listen addresses only
+ * (unless ROASTERY_AUTH_DEV_ALLOW_REMOTE). RST_EINVAL and one line in err if not. */
 int config_check_auth(const config *cfg, char *err, size_t errlen);
+
+/* Whether every entry of a comma-separated listen list is a loopback address (127.0.0.0/8,
+ * [::1] or localhost, with a port). A bare port or any other host is not. */
+int config_listen_is_loopback(const char *listen);
 
 /* Writes the variables and their defaults (for --help). */
 void config_print_help(void);

@@ -294,18 +294,15 @@ static ops_result step_ingest(ops_ctx *ctx, json_t *request, json_t **response, 
         ops_set_error(ctx, "artifacts_unavailable", "cannot store the canonical file");
         goto out;
     }
-    char *curi = keep ? artifacts_uri(store, ckey) : NULL;
-    char *quri = qused ? artifacts_uri(store, qkey) : NULL;
-    if (curi)
+    /* Keys only: this is shown as the operation's action and the version's result, and a
+     * file:// URI would show the server's paths. */
+    if (keep)
         json_object_set_new(result, "canonical",
-                            json_pack("{s:s, s:s, s:s, s:I}", "key", ckey, "uri", curi, "sha256",
-                                      csha, "bytes", (json_int_t)csize));
-    if (quri)
+                            json_pack("{s:s, s:s, s:I}", "key", ckey, "sha256", csha, "bytes",
+                                      (json_int_t)csize));
+    if (qused)
         json_object_set_new(result, "quarantine",
-                            json_pack("{s:s, s:s, s:I}", "key", qkey, "uri", quri, "bytes",
-                                      (json_int_t)qsize));
-    free(curi);
-    free(quri);
+                            json_pack("{s:s, s:I}", "key", qkey, "bytes", (json_int_t)qsize));
     *response = result;
     res = OPS_DONE;
 out:
@@ -359,15 +356,18 @@ static ops_result step_record(ops_ctx *ctx, json_t *request, json_t **response, 
         return OPS_RETRY;
     }
     char *sum = json_dumps(res, JSON_COMPACT);
+    const char *ckey = jstr(res, "canonical", "key"), *qkey = jstr(res, "quarantine", "key");
+    char *curi = !rejected && ckey ? artifacts_uri(store, ckey) : NULL;
+    char *quri = qkey ? artifacts_uri(store, qkey) : NULL;
     ops_result out = OPS_RETRY;
     PGresult *r = db_exec(c, "BEGIN", 0, NULL, NULL);
     PQclear(r);
     const char *p[] = {v->id,
                        rejected ? "rejected" : "ready",
-                       rejected ? NULL : jstr(res, "canonical", "uri"),
+                       curi,
                        rejected ? NULL : jstr(res, "canonical", "sha256"),
                        rejected ? NULL : cbytes,
-                       jstr(res, "quarantine", "uri"),
+                       quri,
                        read,
                        acc,
                        rej,
@@ -397,6 +397,8 @@ static ops_result step_record(ops_ctx *ctx, json_t *request, json_t **response, 
     free(rej);
     free(prof);
     free(sum);
+    free(curi);
+    free(quri);
     return out;
 }
 

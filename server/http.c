@@ -2,6 +2,7 @@
  * our own table, so 404/405, problem+json, request ids, the access log and
  * the metrics are handled in one place for every route. */
 #include "http.h"
+#include "clientaddr.h"
 #include "jsonguard.h"
 #include "log.h"
 #include "metrics.h"
@@ -30,6 +31,8 @@ struct http_req {
     http_server *srv;
     const char *route; /* template, for logs and metrics */
     char request_id[65];
+    char client_request_id[65];       /* the client's X-Request-Id, "" when none or invalid */
+    char client_addr[CLIENTADDR_MAX]; /* the peer, or what trusted proxies say it forwards */
     const char *param_name[MAX_PARAMS];
     char *param_value[MAX_PARAMS];
     int nparams;
@@ -147,7 +150,17 @@ const char *http_path(http_req *req)
 
 const char *http_remote_addr(http_req *req)
 {
+    return req->client_addr;
+}
+
+const char *http_peer_addr(http_req *req)
+{
     return req->ri->remote_addr;
+}
+
+const char *http_client_request_id(http_req *req)
+{
+    return req->client_request_id[0] ? req->client_request_id : NULL;
 }
 
 int http_status(http_req *req)
@@ -565,6 +578,25 @@ static int valid_request_id(const char *s)
     return n > 0;
 }
 
+/* req->client_addr: the peer, or the client that trusted proxies forwarded for. Every
+ * X-Forwarded-For line counts, in order, so a client's own line cannot hide the proxy's. */
+static void client_address(http_req *req)
+{
+    const char *trusted = req->srv->opts.trusted_proxies;
+    buf_t xff;
+    buf_init(&xff, 0); /* headers are bounded by CivetWeb already */
+    for (int i = 0; trusted && *trusted && i < req->ri->num_headers; i++) {
+        if (strcasecmp(req->ri->http_headers[i].name, "X-Forwarded-For"))
+            continue;
+        if (xff.len)
+            buf_puts(&xff, ",");
+        buf_puts(&xff, req->ri->http_headers[i].value);
+    }
+    clientaddr_resolve(req->ri->remote_addr, xff.len ? xff.data : NULL, trusted, req->client_addr,
+                       sizeof req->client_addr);
+    buf_free(&xff);
+}
+
 static void allow_header(http_req *req, const char *path)
 {
     buf_t allow;
@@ -597,12 +629,14 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
     buf_init(&req.body, (size_t)srv->opts.max_body_bytes);
     buf_init(&req.captured, 0);
 
+    /* Our own id always: a client's would let its requests pose as others' in logs and the
+     * audit. Its id is kept beside ours, for correlation. */
+    random_hex_id(req.request_id);
     const char *rid = mg_get_header(conn, "X-Request-Id");
     if (rid && valid_request_id(rid))
-        snprintf(req.request_id, sizeof req.request_id, "%s", rid);
-    else
-        random_hex_id(req.request_id);
+        snprintf(req.client_request_id, sizeof req.client_request_id, "%s", rid);
     log_set_request_id(req.request_id);
+    client_address(&req);
 
     const char *method = req.ri->request_method;
     const char *path = req.ri->local_uri ? req.ri->local_uri : "/";
@@ -648,11 +682,14 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
     char logged_path[512];
     printable_path(path, logged_path, sizeof logged_path);
     if (log_enabled(LOG_INFO))
-        log_fields(LOG_INFO, "request",
-                   json_pack("{s:s, s:s, s:s, s:i, s:I, s:f, s:s}", "method", mlabel, "route",
-                             req.route, "path", logged_path, "status", req.status, "bytes",
-                             (json_int_t)req.bytes, "duration_ms", secs * 1000.0, "remote",
-                             req.ri->remote_addr));
+        log_fields(
+            LOG_INFO, "request",
+            json_pack("{s:s, s:s, s:s, s:i, s:I, s:f, s:s, s:s?, s:s?}", "method", mlabel, "route",
+                      req.route, "path", logged_path, "status", req.status, "bytes",
+                      (json_int_t)req.bytes, "duration_ms", secs * 1000.0, "remote",
+                      req.client_addr, "peer",
+                      strcmp(req.client_addr, req.ri->remote_addr) ? req.ri->remote_addr : NULL,
+                      "client_request_id", http_client_request_id(&req)));
     log_set_request_id(NULL);
     for (int i = 0; i < req.nparams; i++)
         free(req.param_value[i]);

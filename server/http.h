@@ -38,6 +38,8 @@ typedef struct {
     void *app; /* handed to handlers through http_app */
     http_before_fn before;
     http_after_fn after;
+    const char *trusted_proxies; /* addresses/CIDRs whose X-Forwarded-For is believed; NULL:
+                                    none (ROASTERY_TRUSTED_PROXIES) */
 } http_options;
 
 /* Starts serving routes (borrowed: must outlive the server).
@@ -65,7 +67,14 @@ const char *http_request_id(http_req *req);
 int http_query(http_req *req, const char *name, char *dst, size_t dstlen);
 
 const char *http_path(http_req *req);
+/* The client's address: the peer's, or, when the peer is a trusted proxy, the right-most
+ * X-Forwarded-For hop that is not one (borrowed, valid during the request). */
 const char *http_remote_addr(http_req *req);
+/* The TCP peer itself (the ingress, behind one). */
+const char *http_peer_addr(http_req *req);
+/* The client's own X-Request-Id when it sent a well-formed one, else NULL. http_request_id is
+ * always ours. */
+const char *http_client_request_id(http_req *req);
 int http_status(http_req *req);
 
 /* The caller's identity, set by the before hook (borrowed pointer kept as is). */

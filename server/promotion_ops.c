@@ -113,7 +113,8 @@ static int score(const char *workdir, const char *dir, const char *input, int ho
     snprintf(h, sizeof h, "%d", horizon);
     snprintf(b, sizeof b, "%d", backtest);
     char *out = xasprintf("%s/score", dir);
-    terraform_options o = {.bin = exe, .workdir = workdir, .timeout_seconds = 3600};
+    terraform_options o = {
+        .bin = exe, .workdir = workdir, .timeout_seconds = 3600, .env_names = child_env_names()};
     terraform_result res;
     const char *args[] = {"train",       "--score",  dir, "--input", input, "--horizon", h,
                           "--backtest-days", b, "--output", out, NULL};

@@ -343,8 +343,10 @@ static int spawn_trainer(train_job *j, int out_fd[2], int err_fd[2], pid_t *pid)
     char exe[4096];
     if (self_exe(exe, sizeof exe))
         return RST_EIO;
-    char *input = xasprintf("%s/input.csv", j->workdir);
-    char *output = xasprintf("%s/out", j->workdir);
+    /* Relative to the child's working directory (j->workdir): the trainer writes its input
+     * into the lineage that users read, which must not show where the server keeps files. */
+    char *input = xstrdup("input.csv");
+    char *output = xstrdup("out");
     char horizon[16], backtest[16], origins[16], seed[32];
     snprintf(horizon, sizeof horizon, "%d", j->r->horizon);
     snprintf(backtest, sizeof backtest, "%d", j->r->backtest);
@@ -523,7 +525,8 @@ ops_result run_exec_store_outputs(ops_ctx *ctx, const char *project, const char 
         if (f)
             fclose(f);
         if (rc == RST_OK) {
-            char *uri = artifacts_uri(store, key);
+            /* The API URL, not the store's URI: this list is shown (the operation, the run). */
+            char *uri = xasprintf("/api/v1/runs/%s/artifacts/%s", run_id, outputs[i]);
             json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:I, s:s}", "name", outputs[i],
                                                   "key", key, "uri", uri, "bytes",
                                                   (json_int_t)size, "sha256", sha));

@@ -176,14 +176,30 @@ static int env_is_forced(const char *kv)
     return 0;
 }
 
-/* new: the child's environment: ours minus what extra and the forced variables replace, then
+/* What terraform may see of our environment: its own settings and the azurerm provider's
+ * credentials (ARM_*, and the AZURE_* that AKS workload identity injects for
+ * ARM_USE_AKS_WORKLOAD_IDENTITY), never ROASTERY_* (the client secret, the database URL, the
+ * storage connection strings): its output is kept as action logs project members read. */
+static const char *const tf_allowed_env[] = {"PATH",
+                                             "HOME",
+                                             "ARM_*",
+                                             "TF_*",
+                                             "AZURE_CLIENT_ID",
+                                             "AZURE_TENANT_ID",
+                                             "AZURE_FEDERATED_TOKEN_FILE",
+                                             "AZURE_AUTHORITY_HOST",
+                                             NULL};
+
+/* new: the child's environment: ours cut to names (NULL: tf_allowed_env) and allow (comma-separated
+ * names, "P_*" prefixes; may be NULL), minus what extra and the forced variables replace, then
  * extra (the last of duplicate keys wins), then the forced variables. The array is the
  * caller's to free() with free(); the strings stay borrowed from environ, extra and
  * tf_forced_env. extra must have been checked with env_key_len. */
-static char **build_envp(const char *const *extra)
+static char **build_envp(const char *const *extra, const char *const *names, const char *allow)
 {
     size_t n_env = 0, n_extra = 0;
-    for (char **e = environ; e && *e; e++)
+    char **inherited = env_allowlist(names ? names : tf_allowed_env, allow);
+    for (char **e = inherited; *e; e++)
         n_env++;
     for (const char *const *x = extra; x && *x; x++)
         n_extra++;
@@ -191,13 +207,14 @@ static char **build_envp(const char *const *extra)
     char **envp = xcalloc(n_env + n_extra + n_forced + 1, sizeof *envp);
     size_t k = 0;
     for (size_t i = 0; i < n_env; i++) {
-        const char *kv = environ[i];
+        const char *kv = inherited[i];
         int replaced = env_is_forced(kv);
         for (size_t j = 0; j < n_extra && !replaced; j++)
             replaced = env_has_key(kv, extra[j], env_key_len(extra[j]));
         if (!replaced)
-            envp[k++] = environ[i];
+            envp[k++] = inherited[i];
     }
+    free(inherited);
     for (size_t j = 0; j < n_extra; j++) {
         int later = env_is_forced(extra[j]);
         for (size_t l = j + 1; l < n_extra && !later; l++)
@@ -340,7 +357,7 @@ int terraform_run(const terraform_options *o, const char *const *args, terraform
     argv[0] = (char *)o->bin; /* posix_spawn's type; it does not write */
     for (size_t i = 0; i < nargs; i++)
         argv[i + 1] = (char *)args[i];
-    envp = build_envp(o->env_extra);
+    envp = build_envp(o->env_extra, o->env_names, o->env_allow);
 
     if (pipe_above_stdio(outp) != 0 || pipe_above_stdio(errp) != 0) {
         rc = errno == ENOMEM ? RST_ENOMEM : RST_EIO;

@@ -45,12 +45,19 @@ typedef struct {
     size_t max_log;               /* 0 = 64 KiB; smaller than TERRAFORM_MAX_LOG_MIN is raised */
     const char *const *env_extra; /* NULL-terminated "K=V" added to (or replacing in) the inherited
                                      environment; may be NULL */
+    const char *env_allow;        /* comma-separated names ("P_*": a prefix) inherited besides
+                                     PATH, HOME, ARM_*, TF_* and workload identity's AZURE_*;
+                                     may be NULL (ROASTERY_TERRAFORM_ENV) */
+    const char *const *env_names; /* NULL-terminated names inherited instead of those (another
+                                     program than terraform: the scoring trainer); may be NULL */
     int term_grace_ms; /* SIGTERM-to-SIGKILL grace; 0 = TERRAFORM_TERM_GRACE_SECONDS. For tests:
                           production callers leave it 0 */
 } terraform_options;
 
 /* Runs bin with args (NULL-terminated, NOT including argv[0]) and waits.
- * Always sets TF_IN_AUTOMATION=1 and TF_INPUT=0 in the child's environment.
+ * Always sets TF_IN_AUTOMATION=1 and TF_INPUT=0 in the child's environment, which inherits
+ * only PATH, HOME, ARM_*, TF_*, AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE,
+ * AZURE_AUTHORITY_HOST (or what env_names names instead) and what env_allow names of ours.
  * On timeout: SIGTERM to the child's process group, then SIGKILL after 10 s
  * (make that grace period a #define), and reports timed_out. Returns RST_OK
  * when the process ran (whatever its exit status: read res->exit_status),

@@ -245,6 +245,51 @@ void remove_tree(const char *dir)
     nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+int env_listed(const char *kv, const char *const *names, const char *list)
+{
+    size_t klen = strcspn(kv, "=");
+    if (!kv[klen] || !klen)
+        return 0;
+    for (const char *const *n = names; n && *n; n++) {
+        size_t len = strlen(*n);
+        if (len && (*n)[len - 1] == '*' ? klen >= len - 1 && !strncmp(kv, *n, len - 1)
+                                        : len == klen && !strncmp(kv, *n, klen))
+            return 1;
+    }
+    for (const char *p = list; p && *p;) {
+        size_t len = strcspn(p, ",");
+        if (len && p[len - 1] == '*' ? klen >= len - 1 && !strncmp(kv, p, len - 1)
+                                     : len == klen && !strncmp(kv, p, klen))
+            return 1;
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
+char **env_allowlist(const char *const *names, const char *list)
+{
+    size_t n = 0;
+    for (char **e = environ; e && *e; e++)
+        n++;
+    char **out = xcalloc(n + 1, sizeof *out);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (env_listed(environ[i], names, list))
+            out[k++] = environ[i];
+    out[k] = NULL;
+    return out;
+}
+
+/* What the trainer and the forecast generator may see of our environment; the sanitizers'
+ * options only make their reports match ours in sanitizer builds. */
+static const char *const CHILD_ENV[] = {
+    "PATH", "HOME", "LANG", "LC_ALL", "TZ", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
+
+const char *const *child_env_names(void)
+{
+    return CHILD_ENV;
+}
+
 int spawn_in_group(char *const argv[], int out_fd, int err_fd, const char *cwd, pid_t *pid)
 {
     posix_spawn_file_actions_t fa;
@@ -264,7 +309,9 @@ int spawn_in_group(char *const argv[], int out_fd, int err_fd, const char *cwd, 
     posix_spawnattr_setpgroup(&at, 0);
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
                                       POSIX_SPAWN_SETPGROUP);
-    int rc = posix_spawn(pid, argv[0], &fa, &at, argv, environ);
+    char **envp = env_allowlist(CHILD_ENV, NULL);
+    int rc = posix_spawn(pid, argv[0], &fa, &at, argv, envp);
+    free(envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     return rc ? RST_EIO : RST_OK;

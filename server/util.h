@@ -60,10 +60,25 @@ int self_exe(char *out, size_t cap);
  * dir is fine (working directories of child processes). */
 void remove_tree(const char *dir);
 
+/* Whether kv ("NAME=value") is named by names (NULL-terminated, may be NULL) or list
+ * (comma-separated, may be NULL); an entry ending in '*' names a prefix ("ARM_*"). */
+int env_listed(const char *kv, const char *const *names, const char *list);
+
+/* new: our environment cut to the variables env_listed names, NULL-terminated. The array is
+ * the caller's to free(); the strings stay borrowed from environ. Children get this, never all
+ * of environ (which holds the client secret and the connection strings). */
+char **env_allowlist(const char *const *names, const char *list);
+
+/* The names spawn_in_group passes on (NULL-terminated, static), for other spawners of the
+ * trainer. */
+const char *const *child_env_names(void);
+
 /* Starts argv[0] (a path) as a child of its own process group, so a kill of
  * the group reaches everything it starts: stdin from /dev/null, stdout on
  * out_fd, stderr on err_fd, signal mask and dispositions reset, in cwd (NULL:
- * ours). RST_OK with *pid, or RST_EIO. */
+ * ours), with only PATH, HOME, LANG, LC_ALL, TZ and the sanitizers' options of our
+ * environment (the trainer and the forecast generator read nothing else, and they parse
+ * user data). RST_OK with *pid, or RST_EIO. */
 int spawn_in_group(char *const argv[], int out_fd, int err_fd, const char *cwd, pid_t *pid);
 
 /* Clocks in milliseconds. */

@@ -10,11 +10,13 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +26,6 @@
 #include <unistd.h>
 
 #define RETRY_CAP_MS 3600000 /* the longest wait between two attempts */
-#define SNIPPET 200          /* bytes of a refusing receiver's body kept as the error */
 
 static const config *cfg;
 
@@ -47,11 +48,211 @@ int webhooks_event_known(const char *event)
 
 /* ---- pure pieces ---------------------------------------------------------- */
 
-const char *webhooks_check_url(const char *url, int allow_http_loopback)
+/* One special-purpose block: deliveries never go there (IANA's special-purpose registries,
+ * RFC 6890 and successors, plus the cloud platform's own endpoints). */
+typedef struct {
+    unsigned char prefix[16];
+    int bits;
+    const char *what;
+} net_block;
+
+static const net_block V4_BLOCKS[] = {
+    {{0, 0, 0, 0}, 8, "a 'this network' address (0.0.0.0/8)"},
+    {{10, 0, 0, 0}, 8, "a private address (10.0.0.0/8)"},
+    {{100, 64, 0, 0}, 10, "a carrier-grade NAT address (100.64.0.0/10)"},
+    {{127, 0, 0, 0}, 8, "a loopback address (127.0.0.0/8)"},
+    {{168, 63, 129, 16}, 32, "the Azure platform endpoint (168.63.129.16)"},
+    {{169, 254, 0, 0}, 16, "a link-local address (169.254.0.0/16, cloud metadata)"},
+    {{172, 16, 0, 0}, 12, "a private address (172.16.0.0/12)"},
+    {{192, 0, 0, 0}, 24, "an IETF protocol address (192.0.0.0/24)"},
+    {{192, 0, 2, 0}, 24, "a documentation address (192.0.2.0/24)"},
+    {{192, 88, 99, 0}, 24, "a 6to4 relay address (192.88.99.0/24)"},
+    {{192, 168, 0, 0}, 16, "a private address (192.168.0.0/16)"},
+    {{198, 18, 0, 0}, 15, "a benchmarking address (198.18.0.0/15)"},
+    {{198, 51, 100, 0}, 24, "a documentation address (198.51.100.0/24)"},
+    {{203, 0, 113, 0}, 24, "a documentation address (203.0.113.0/24)"},
+    {{224, 0, 0, 0}, 4, "a multicast address (224.0.0.0/4)"},
+    {{240, 0, 0, 0}, 4, "a reserved or broadcast address (240.0.0.0/4)"},
+};
+
+/* Inside 2000::/3, the only IPv6 range that is global unicast, the blocks that are not
+ * (or that embed an IPv4 address a gateway would reach for us). */
+static const net_block V6_BLOCKS[] = {
+    {{0x20, 0x01, 0x0d, 0xb8}, 32, "a documentation address (2001:db8::/32)"},
+    {{0x20, 0x01}, 23, "an IETF protocol address (2001::/23, Teredo, ORCHID)"},
+    {{0x20, 0x02}, 16, "a 6to4 address (2002::/16, embeds an IPv4 address)"},
+    {{0x3f, 0xff}, 20, "a documentation address (3fff::/20)"},
+};
+
+/* What lies outside 2000::/3, for the message only: all of it is refused. */
+static const net_block V6_OUTSIDE[] = {
+    {{0}, 128, "the unspecified address (::)"},
+    {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, 96, "an IPv4-mapped address (::ffff:0:0/96)"},
+    {{0x00, 0x64, 0xff, 0x9b}, 96, "a NAT64 address (64:ff9b::/96, embeds an IPv4 address)"},
+    {{0x00, 0x64, 0xff, 0x9b, 0x00, 0x01}, 48, "a NAT64 address (64:ff9b:1::/48)"},
+    {{0}, 96, "an IPv4-compatible address (::/96)"},
+    {{0xfc}, 7, "a unique local address (fc00::/7)"},
+    {{0xfe, 0x80}, 10, "a link-local address (fe80::/10)"},
+    {{0xfe, 0xc0}, 10, "a site-local address (fec0::/10)"},
+    {{0xff}, 8, "a multicast address (ff00::/8)"},
+};
+
+static int in_block(const unsigned char *addr, const net_block *b)
+{
+    int full = b->bits / 8, rest = b->bits % 8;
+    if (memcmp(addr, b->prefix, (size_t)full))
+        return 0;
+    if (!rest)
+        return 1;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (addr[full] & mask) == (b->prefix[full] & mask);
+}
+
+static const char *find_block(const unsigned char *addr, const net_block *blocks, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (in_block(addr, &blocks[i]))
+            return blocks[i].what;
+    return NULL;
+}
+
+const char *webhooks_address_refusal(const struct sockaddr *sa, int allow_loopback)
+{
+    if (!sa)
+        return "no address";
+    if (sa->sa_family == AF_INET) {
+        const unsigned char *b =
+            (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr.s_addr;
+        if (b[0] == 127 && allow_loopback)
+            return NULL;
+        return find_block(b, V4_BLOCKS, sizeof V4_BLOCKS / sizeof V4_BLOCKS[0]);
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        const unsigned char *b = a6->s6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a6))
+            return allow_loopback ? NULL : "a loopback address (::1)";
+        if ((b[0] & 0xe0) != 0x20) { /* not 2000::/3 */
+            const char *what = find_block(b, V6_OUTSIDE, sizeof V6_OUTSIDE / sizeof V6_OUTSIDE[0]);
+            return what ? what : "a reserved address (outside 2000::/3)";
+        }
+        return find_block(b, V6_BLOCKS, sizeof V6_BLOCKS / sizeof V6_BLOCKS[0]);
+    }
+    return "not an IP address";
+}
+
+int webhooks_address_allowed(const struct sockaddr *sa, int allow_loopback)
+{
+    return webhooks_address_refusal(sa, allow_loopback) == NULL;
+}
+
+int webhooks_port_allowed(long port, int dev, const char *ports)
+{
+    if (port == 443 || (dev && port == 80))
+        return 1;
+    for (const char *p = ports; p && *p;) {
+        size_t n = strcspn(p, ",");
+        char one[8];
+        long v;
+        if (n < sizeof one) {
+            memcpy(one, p, n);
+            one[n] = '\0';
+            if (!parse_long(one, 1, 65535, &v) && v == port)
+                return 1;
+        }
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
+/* The host of a URL without IPv6 brackets and without the root's trailing dot ("10.9.9.9."
+ * resolves as 10.9.9.9), in out (cap bytes). */
+static void bare_host(const char *host, char *out, size_t cap)
+{
+    size_t n = strlen(host);
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
+        snprintf(out, cap, "%.*s", (int)(n - 2), host + 1);
+    else
+        snprintf(out, cap, "%.*s", (int)(n > 1 && host[n - 1] == '.' ? n - 1 : n), host);
+}
+
+static int is_localhost_name(const char *h)
+{
+    size_t n = strlen(h);
+    if (n && h[n - 1] == '.') /* "localhost." is the same name */
+        n--;
+    return (n == 9 && !strncasecmp(h, "localhost", 9)) ||
+           (n > 10 && !strncasecmp(h + n - 10, ".localhost", 10));
+}
+
+/* Why none of the addresses in list may be used, NULL when all may; *loopback set when one
+ * is a loopback address. */
+static const char *refusal_of(const struct addrinfo *list, int dev, int *loopback)
+{
+    for (const struct addrinfo *ai = list; ai; ai = ai->ai_next) {
+        const char *what = webhooks_address_refusal(ai->ai_addr, dev);
+        if (what)
+            return what;
+        if (webhooks_address_refusal(ai->ai_addr, 0)) /* allowed only as loopback */
+            *loopback = 1;
+    }
+    return NULL;
+}
+
+typedef struct {
+    const char *host, *port;
+    struct addrinfo *list;
+    int rc;
+} lookup;
+
+static void *lookup_run(void *arg)
+{
+    lookup *l = arg;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    l->rc = getaddrinfo(l->host, l->port, &hints, &l->list);
+    return NULL;
+}
+
+/* Whether host is numeric (in any form the resolver takes) or, when resolve, a name that
+ * resolves now; *list then holds its addresses (freeaddrinfo). A name is looked up on a
+ * thread of its own: the resolver's stack needs are not bounded by what an HTTP worker
+ * thread has. */
+static int numeric_or_resolved(const char *host, const char *port, int resolve,
+                               struct addrinfo **list)
+{
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
+    *list = NULL;
+    if (getaddrinfo(host, port, &hints, list) == 0)
+        return 1;
+    *list = NULL;
+    if (!resolve)
+        return 0;
+    lookup l = {.host = host, .port = port, .list = NULL, .rc = -1};
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 1 << 20);
+    int started = pthread_create(&t, &attr, lookup_run, &l) == 0;
+    pthread_attr_destroy(&attr);
+    if (!started)
+        return 0; /* unchecked now: the connect-time filter still decides */
+    pthread_join(t, NULL);
+    if (l.rc != 0) {
+        if (l.list)
+            freeaddrinfo(l.list);
+        return 0;
+    }
+    *list = l.list;
+    return 1;
+}
+
+const char *webhooks_check_url(const char *url, const webhooks_policy *pol, char *why, size_t cap)
 {
     static const char https_only[] = "must be an https:// URL";
     static const char https_or_local[] =
         "must be an https:// URL (http:// only to 127.0.0.1 or localhost in dev mode)";
+    int dev = pol && pol->dev;
     if (!url || !*url)
         return "must not be empty";
     size_t n = strlen(url);
@@ -62,12 +263,14 @@ const char *webhooks_check_url(const char *url, int allow_http_loopback)
             return "must be printable ASCII without spaces";
     int https = !strncasecmp(url, "https://", 8), http = !strncasecmp(url, "http://", 7);
     if (!https && !http)
-        return allow_http_loopback ? https_or_local : https_only;
+        return dev ? https_or_local : https_only;
     CURLU *u = curl_url();
-    char *host = NULL, *user = NULL, *password = NULL;
+    char *host = NULL, *user = NULL, *password = NULL, *port = NULL;
+    struct addrinfo *list = NULL;
     const char *reason = NULL;
     if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host || !*host) {
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host || !*host ||
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK || !port) {
         reason = "is not a valid URL";
         goto out;
     }
@@ -76,51 +279,49 @@ const char *webhooks_check_url(const char *url, int allow_http_loopback)
         reason = "must not carry credentials (the signature authenticates Roastery)";
         goto out;
     }
-    if (http) {
-        int loopback =
-            !strcmp(host, "127.0.0.1") || !strcasecmp(host, "localhost") || !strcmp(host, "[::1]");
-        if (!allow_http_loopback || !loopback)
-            reason = allow_http_loopback ? https_or_local : https_only;
+    if (http && !dev) {
+        reason = https_only;
+        goto out;
     }
+    long p = 0;
+    if (parse_long(port, 1, 65535, &p) || !webhooks_port_allowed(p, dev, pol ? pol->ports : NULL)) {
+        snprintf(why, cap, "must use port 443%s%s%s (ROASTERY_WEBHOOK_PORTS)", dev ? " or 80" : "",
+                 pol && pol->ports ? ", or one of " : "", pol && pol->ports ? pol->ports : "");
+        reason = why;
+        goto out;
+    }
+    char bare[256];
+    bare_host(host, bare, sizeof bare);
+    int loopback = 0;
+    /* Numeric hosts in every form the resolver takes (0x0a090909, 10.1, 012.0.0.1,
+     * [::ffff:a.b.c.d]) are classified by the address they denote, never by how they are spelt. */
+    if (is_localhost_name(bare)) {
+        loopback = 1;
+        if (!dev) {
+            snprintf(why, cap, "must point at a public address, not a loopback name (%s)", bare);
+            reason = why;
+            goto out;
+        }
+    } else if (numeric_or_resolved(bare, port, pol && pol->resolve, &list)) {
+        const char *what = refusal_of(list, dev, &loopback);
+        if (what) {
+            snprintf(why, cap, "must point at a public address, not %s", what);
+            reason = why;
+            goto out;
+        }
+    }
+    /* A name that does not resolve now may later: the check at connect time decides. */
+    if (http && (!dev || !loopback))
+        reason = dev ? https_or_local : https_only;
 out:
+    if (list)
+        freeaddrinfo(list);
     curl_free(host);
+    curl_free(port);
     curl_free(user);
     curl_free(password);
     curl_url_cleanup(u);
     return reason;
-}
-
-int webhooks_address_allowed(const struct sockaddr *sa, int allow_loopback)
-{
-    if (!sa)
-        return 0;
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        uint32_t a = ntohl(in->sin_addr.s_addr);
-        if ((a >> 24) == 0 || (a >> 16) == 0xA9FE || (a >> 28) == 0xE || a == 0xFFFFFFFFu)
-            return 0; /* 0/8, 169.254/16 (metadata), 224/4 multicast, broadcast */
-        if ((a >> 24) == 127)
-            return allow_loopback;
-        return 1;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        const unsigned char *b = in6->sin6_addr.s6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-            struct sockaddr_in v4;
-            memset(&v4, 0, sizeof v4);
-            v4.sin_family = AF_INET;
-            memcpy(&v4.sin_addr, b + 12, 4);
-            return webhooks_address_allowed((const struct sockaddr *)&v4, allow_loopback);
-        }
-        if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr) || IN6_IS_ADDR_LINKLOCAL(&in6->sin6_addr) ||
-            IN6_IS_ADDR_MULTICAST(&in6->sin6_addr))
-            return 0;
-        if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
-            return allow_loopback;
-        return 1;
-    }
-    return 0;
 }
 
 void webhooks_new_secret(char out[WEBHOOKS_SECRET_MAX])
@@ -320,35 +521,62 @@ int webhooks_emit_promotion(PGconn *c, const char *event, const char *promotion_
 
 /* ---- delivery ------------------------------------------------------------------ */
 
-typedef struct {
-    char snippet[SNIPPET + 1];
-    size_t len;
-} response_body;
-
+/* The receiver's body is read and dropped: nothing of it is kept or shown. */
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
 {
-    response_body *b = arg;
-    size_t bytes = size * n;
-    if (b->len < SNIPPET) {
-        size_t take = bytes < SNIPPET - b->len ? bytes : SNIPPET - b->len;
-        memcpy(b->snippet + b->len, data, take);
-        b->len += take;
-        b->snippet[b->len] = '\0';
-    }
-    return bytes; /* the rest is read and dropped */
+    (void)data;
+    (void)arg;
+    return size * n;
 }
+
+typedef struct {
+    int dev;
+    int refused; /* addresses the filter refused */
+} socket_filter;
 
 static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
     (void)purpose;
-    int allow_loopback = *(const int *)arg;
-    if (!webhooks_address_allowed(&a->addr, allow_loopback))
+    socket_filter *f = arg;
+    if (!webhooks_address_allowed(&a->addr, f->dev)) {
+        f->refused++;
         return CURL_SOCKET_BAD;
+    }
     return socket(a->family, a->socktype, a->protocol);
 }
 
+/* The class of a failed transfer (WEBHOOKS_ERR_*). */
+static const char *error_class(CURLcode rc, const socket_filter *f)
+{
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return WEBHOOKS_ERR_TIMEOUT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_USE_SSL_FAILED:
+        return WEBHOOKS_ERR_TLS;
+    default:
+        /* Refused by the filter, unresolved, refused, reset, unreachable: one answer, so
+         * that nobody learns which internal hosts and ports exist. */
+        return f->refused && rc == CURLE_COULDNT_CONNECT ? WEBHOOKS_ERR_ADDRESS
+                                                         : WEBHOOKS_ERR_CONNECT;
+    }
+}
+
 /* POSTs body to url signed with secret. *status: the HTTP status, 0 when none came back;
- * err (cap bytes): what went wrong, "" on 2xx. */
+ * err (cap bytes): the generic class of what went wrong (WEBHOOKS_ERR_*, "HTTP 5xx"), ""
+ * on 2xx. The receiver's body and the client library's message are never kept. */
 static void post(const char *url, const char *secret, const char *event, const char *delivery,
                  const char *body, int *status, char *err, size_t cap)
 {
@@ -369,16 +597,19 @@ static void post(const char *url, const char *secret, const char *event, const c
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
         hl = curl_slist_append(hl, hs[i]);
     char errbuf[CURL_ERROR_SIZE] = "";
-    response_body rb = {.len = 0};
+    socket_filter filter = {.dev = dev, .refused = 0};
     long timeout_ms = (cfg ? cfg->webhook_timeout_seconds : 10) * 1000L;
     CURL *h = curl_easy_init();
     if (!h) {
-        snprintf(err, cap, "cannot start an HTTP client");
+        snprintf(err, cap, "%s", WEBHOOKS_ERR_CONNECT);
         curl_slist_free_all(hl);
         return;
     }
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, dev ? "http,https" : "https");
+    /* No proxy from https_proxy/all_proxy: the socket filter would only see the proxy. */
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
+    curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 5000 ? timeout_ms : 5000L);
@@ -388,26 +619,22 @@ static void post(const char *url, const char *secret, const char *event, const c
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &rb);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
     curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &dev);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &filter);
     CURLcode rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {
-        snprintf(err, cap, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
-        if (rc == CURLE_COULDNT_CONNECT && strstr(err, "socket"))
-            snprintf(err, cap,
-                     "the receiver's address is not allowed (loopback, link-local"
-                     " or multicast)");
+        snprintf(err, cap, "%s", error_class(rc, &filter));
+        /* The detail stays in the server's log, for the operator. */
+        log_fields(LOG_INFO, "webhook delivery failed",
+                   json_pack("{s:s, s:s, s:s}", "delivery", delivery, "class", err, "detail",
+                             errbuf[0] ? errbuf : curl_easy_strerror(rc)));
     } else {
         long code = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
         *status = (int)code;
-        if (code < 200 || code > 299) {
-            for (size_t i = 0; i < rb.len; i++)
-                if ((unsigned char)rb.snippet[i] < 0x20)
-                    rb.snippet[i] = ' ';
-            snprintf(err, cap, "HTTP %ld%s%s", code, rb.len ? ": " : "", rb.snippet);
-        }
+        if (code < 200 || code > 299)
+            snprintf(err, cap, "HTTP %ldxx", code / 100 % 10);
     }
     curl_easy_cleanup(h);
     curl_slist_free_all(hl);
@@ -492,13 +719,25 @@ static ops_result deliver(ops_ctx *ctx)
     PQclear(r);
 
     int status = 0;
-    char err[300];
+    char err[300], why[200];
     int64_t t0 = now_ms_monotonic();
-    post(url, secret, event, id, body, &status, err, sizeof err);
+    /* Webhooks registered before a rule tightened are held to it too (the connect-time
+     * filter still decides on the resolved address). */
+    webhooks_policy pol = {.dev = cfg && cfg->auth && !strcmp(cfg->auth, "dev"),
+                           .ports = cfg ? cfg->webhook_ports : NULL};
+    int url_ok = webhooks_check_url(url, &pol, why, sizeof why) == NULL;
+    if (url_ok)
+        post(url, secret, event, id, body, &status, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "%s", WEBHOOKS_ERR_ADDRESS);
     long took = (long)(now_ms_monotonic() - t0);
     int max_attempts = cfg ? cfg->webhook_max_attempts : 8;
     ops_result res;
-    if (status >= 200 && status <= 299) {
+    if (!url_ok) {
+        record(c, id, attempt, 0, err, took, "failed", 0);
+        ops_set_error(ctx, "address_not_allowed", "the webhook's URL is no longer allowed");
+        res = OPS_FAIL;
+    } else if (status >= 200 && status <= 299) {
         res = record(c, id, attempt, status, "", took, "delivered", 0) ? OPS_RETRY : OPS_DONE;
         ops_set_output(ctx, json_pack("{s:s, s:s, s:i, s:i}", "delivery_id", id, "state",
                                       "delivered", "status", status, "attempts", attempt));

@@ -30,14 +30,42 @@ enum {
 const char *const *webhooks_event_names(void);
 int webhooks_event_known(const char *event);
 
-/* NULL when url may receive webhooks, else the reason (static). https:// only; http:// only
- * to 127.0.0.1, [::1] or localhost and only when allow_http_loopback (dev mode). No
- * credentials in the URL. */
-const char *webhooks_check_url(const char *url, int allow_http_loopback);
+/* Who may receive deliveries: dev mode also allows loopback targets and http:// to them;
+ * ports is ROASTERY_WEBHOOK_PORTS (comma-separated extra ports, may be NULL); resolve: look the
+ * host name up now (at registration) and refuse it when it resolves to a refused address. */
+typedef struct {
+    int dev;
+    const char *ports;
+    int resolve;
+} webhooks_policy;
 
-/* Whether a delivery may connect to this address: never to unspecified, link-local (the cloud
- * metadata endpoint lives there) or multicast addresses; loopback only when allow_loopback. */
+/* NULL when url may receive webhooks, else the reason (static, or why, which gets cap bytes).
+ * https:// only (http:// only to loopback in dev mode), port 443 (80 in dev mode) or a listed
+ * one, no credentials, and a host that is not, and with pol->resolve does not resolve to, an
+ * address webhooks_address_refusal refuses. Numeric hosts are judged by their address in
+ * every spelling the resolver accepts (0x0a090909, 10.1, [::ffff:10.0.0.1]). */
+const char *webhooks_check_url(const char *url, const webhooks_policy *pol, char *why, size_t cap);
+
+/* NULL when a delivery may connect to this address, else what the address is (static text,
+ * e.g. "a private address (10.0.0.0/8)"). Only global unicast is allowed: no private,
+ * carrier-grade NAT, loopback (unless allow_loopback), link-local, documentation,
+ * benchmarking, multicast or reserved IPv4 block, nor the Azure platform endpoint; in IPv6
+ * only 2000::/3 minus documentation, 2001::/23 (Teredo, ORCHID), 2002::/16 (6to4), which
+ * leaves out ULA, site- and link-local, multicast and every form that embeds an IPv4 address
+ * (mapped, compatible, NAT64). */
+const char *webhooks_address_refusal(const struct sockaddr *sa, int allow_loopback);
 int webhooks_address_allowed(const struct sockaddr *sa, int allow_loopback);
+
+/* Whether a webhook may use this TCP port: 443, 80 in dev mode, or one listed in ports
+ * (comma-separated, may be NULL). */
+int webhooks_port_allowed(long port, int dev, const char *ports);
+
+/* The generic error classes the delivery log records instead of what the client library
+ * or the receiver said (which would make the log a scanner of whatever it reached). */
+#define WEBHOOKS_ERR_ADDRESS "address not allowed"
+#define WEBHOOKS_ERR_CONNECT "connection failed"
+#define WEBHOOKS_ERR_TLS "TLS failed"
+#define WEBHOOKS_ERR_TIMEOUT "timeout"
 
 /* A new random secret, "whsec_" + 48 hex characters. */
 void webhooks_new_secret(char out[WEBHOOKS_SECRET_MAX]);

@@ -130,6 +130,7 @@ class AzureExecutorTest(unittest.TestCase):
             "ROASTERY_DATABASE_URL": cls.db, "ROASTERY_WORKERS": "3", "ROASTERY_LEASE_SECONDS": "3",
             "ROASTERY_EXECUTOR": "azure", "ROASTERY_TERRAFORM_BIN": FAKE_TERRAFORM,
             "FAKE_TERRAFORM_LOG": os.path.join(cls.tmp, "tf.jsonl"),
+            "ROASTERY_TERRAFORM_ENV": "FAKE_TERRAFORM_*",  # the fake's own knobs
             "FAKE_TERRAFORM_STATE_DIR": os.path.join(cls.tmp, "tf-state"),
             "ROASTERY_ARM_ENDPOINT": cls.stub_url, "ROASTERY_AAD_AUTHORITY": cls.stub_url,
             "ROASTERY_AZURE_TENANT_ID": "00000000-0000-0000-0000-00000000aaaa",

@@ -247,6 +247,7 @@ class ComputeAzureTest(ComputeBase):
     tf_state = tempfile.mkdtemp(prefix="fake-terraform-state-")
     env = {"ROASTERY_EXECUTOR": "azure", "ROASTERY_TERRAFORM_BIN": FAKE_TERRAFORM,
            "ROASTERY_TERRAFORM_TIMEOUT_SECONDS": "5", "FAKE_TERRAFORM_LOG": tf_log,
+           "ROASTERY_TERRAFORM_ENV": "FAKE_TERRAFORM_*",  # the fake's own knobs
            "FAKE_TERRAFORM_STATE_DIR": tf_state,
            "ROASTERY_AZURE_SUBSCRIPTION_ID": "11111111-2222-3333-4444-555555555555",
            "ROASTERY_AZURE_RESOURCE_GROUP": "rg-ml", "ROASTERY_AZUREML_WORKSPACE": "ws-globojava"}

@@ -136,7 +136,8 @@ class EventsTest(unittest.TestCase):
                 f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
                 f"BlobEndpoint=http://127.0.0.1:{cls.az_port}/{ACCOUNT};",
             "ROASTERY_EVENTGRID_SECRET": SECRET,
-            "ROASTERY_WEBHOOK_RETRY_BASE_MS": "200", "ROASTERY_WEBHOOK_TIMEOUT_SECONDS": "5"})
+            "ROASTERY_WEBHOOK_RETRY_BASE_MS": "200", "ROASTERY_WEBHOOK_TIMEOUT_SECONDS": "5",
+            "ROASTERY_WEBHOOK_PORTS": str(cls.receiver.server_address[1])})
         cls.ds = cls.srv.token("dana-scientist", "DataScientist")
         cls.admin = cls.srv.token("ada-admin", "PlatformAdmin")
         assert cls.srv.json("POST", "/api/v1/projects", {"id": "demand", "display_name": "D"},

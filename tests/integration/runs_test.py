@@ -221,9 +221,10 @@ class RunsCrashTest(RunsBase):
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
                     argv = f.read().split(b"\0")
+                cwd = os.readlink(f"/proc/{pid}/cwd")  # the run's working directory
             except OSError:
                 continue
-            if b"train" in argv and any(run_id.encode() in a for a in argv):
+            if b"train" in argv and run_id in cwd:
                 return int(pid)
         return None
 

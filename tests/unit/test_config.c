@@ -13,9 +13,10 @@
 
 static void clear_env(void)
 {
-    const char *vars[] = {"ROASTERY_LISTEN", "ROASTERY_HTTP_THREADS", "ROASTERY_WORKERS",
-                          "ROASTERY_LOG_LEVEL", "ROASTERY_DATABASE_URL", "ROASTERY_MIGRATE_ON_START",
-                          "ROASTERY_MAX_BODY_BYTES"};
+    const char *vars[] = {
+        "ROASTERY_LISTEN",         "ROASTERY_HTTP_THREADS", "ROASTERY_WORKERS",
+        "ROASTERY_LOG_LEVEL",      "ROASTERY_DATABASE_URL", "ROASTERY_MIGRATE_ON_START",
+        "ROASTERY_MAX_BODY_BYTES", "ROASTERY_EXECUTOR",     "ROASTERY_AUTH_DEV_ALLOW_REMOTE"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
     unsetenv("ROASTERY_AAD_TENANT_ID");
@@ -131,6 +132,65 @@ static void test_upload_limits(void **state)
     unsetenv("ROASTERY_MAX_DECOMPRESSED_BYTES");
 }
 
+/* The dev issuer mints any identity: every entry of a listen list must be loopback, checked
+ * entry by entry (review finding 7: "127.0.0.1:18181,0.0.0.0:18182" passed). */
+static void test_dev_issuer_listens_on_loopback_only(void **state)
+{
+    (void)state;
+    static const char *const loopback[] = {"127.0.0.1:8080",
+                                           "127.8.9.10:1",
+                                           "localhost:8080",
+                                           "LOCALHOST:8080",
+                                           "[::1]:8080",
+                                           "127.0.0.1:8080,[::1]:8080",
+                                           "127.0.0.1:1,localhost:2,127.0.0.2:3",
+                                           NULL};
+    static const char *const not_loopback[] = {"127.0.0.1:18181,0.0.0.0:18182",
+                                               "0.0.0.0:8080",
+                                               "8080",
+                                               "127.0.0.1:8080,8081",
+                                               "127.0.0.1:8080,[::]:8081",
+                                               "[::ffff:127.0.0.1]:8080",
+                                               "127.0.0.1.nip.io:8080",
+                                               "localhost.attacker.example:8080",
+                                               "127.evil.example:80",
+                                               "10.0.0.1:8080",
+                                               "127.0.0.1:8080,10.0.0.1:8080",
+                                               "[::1]:8080,192.168.1.1:8080",
+                                               "127.0.0.1:8080s",
+                                               "127.0.0.1:8080,",
+                                               ",127.0.0.1:8080",
+                                               "127.0.0.1",
+                                               "",
+                                               NULL};
+    for (int i = 0; loopback[i]; i++)
+        if (!config_listen_is_loopback(loopback[i]))
+            fail_msg("%s: expected loopback", loopback[i]);
+    for (int i = 0; not_loopback[i]; i++)
+        if (config_listen_is_loopback(not_loopback[i]))
+            fail_msg("%s: expected not loopback", not_loopback[i]);
+    clear_env();
+    setenv("ROASTERY_LISTEN", "127.0.0.1:18181,0.0.0.0:18182", 1);
+    config c;
+    char err[512] = "";
+    assert_int_equal(config_load(&c, err, sizeof err), RST_OK);
+    assert_int_equal(config_check_auth(&c, err, sizeof err), RST_EINVAL);
+    assert_non_null(strstr(err, "loopback"));
+    assert_non_null(strstr(err, "0.0.0.0:18182"));
+    config_free(&c);
+    setenv("ROASTERY_AUTH_DEV_ALLOW_REMOTE", "1", 1);
+    assert_int_equal(config_load(&c, err, sizeof err), RST_OK);
+    assert_int_equal(config_check_auth(&c, err, sizeof err), RST_OK);
+    config_free(&c);
+    unsetenv("ROASTERY_AUTH_DEV_ALLOW_REMOTE");
+    /* every entry's format is checked too, not only the last port */
+    expect_error("ROASTERY_LISTEN", "127.0.0.1:99999,127.0.0.1:8080", "host:port");
+    expect_error("ROASTERY_LISTEN", "127.0.0.1:8080,:80", "host:port");
+    expect_error("ROASTERY_LISTEN", "127.0.0.1:8080,,127.0.0.1:8081", "host:port");
+    expect_error("ROASTERY_LISTEN", "[::1:8080", "host:port");
+    clear_env();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -139,6 +199,7 @@ int main(void)
         cmocka_unit_test(test_errors_name_variable_value_and_expectation),
         cmocka_unit_test(test_upload_limits),
         cmocka_unit_test(test_azuread_needs_tenant_and_audience),
+        cmocka_unit_test(test_dev_issuer_listens_on_loopback_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -165,8 +165,15 @@ static int group_setup(void **state)
     /* What the child must not see as-is. */
     setenv("TF_IN_AUTOMATION", "0", 1);
     setenv("TF_INPUT", "1", 1);
-    setenv("ROASTERY_TF_INHERITED", "yes", 1);
+    setenv("TF_TEST_INHERITED", "yes", 1);
     setenv("ROASTERY_TF_REPLACE", "old", 1);
+    /* Secrets of the server that terraform has no use for (review finding 15). */
+    setenv("ROASTERY_AZURE_CLIENT_SECRET", "client-s3cret", 1);
+    setenv("ROASTERY_DATABASE_URL", "host=db password=pg-s3cret", 1);
+    setenv("ROASTERY_AZURE_STORAGE_CONNECTION_STRING", "AccountKey=blob-s3cret", 1);
+    setenv("ROASTERY_EVENTGRID_SECRET", "eg-s3cret", 1);
+    setenv("ARM_TEST_INHERITED", "arm", 1);
+    setenv("OPERATOR_PROXY_TEST", "proxy", 1);
 
     char tmpl[] = "/tmp/test_terraform.XXXXXX";
     if (!mkdtemp(tmpl) || !realpath(tmpl, tmpdir))
@@ -275,7 +282,7 @@ static void test_cwd_env_stdin_fds(void **state)
                                        "echo \"auto=$TF_IN_AUTOMATION\"\n"
                                        "echo \"input=$TF_INPUT\"\n"
                                        "echo \"extra=$ROASTERY_TF_EXTRA\"\n"
-                                       "echo \"inherited=$ROASTERY_TF_INHERITED\"\n"
+                                       "echo \"inherited=$TF_TEST_INHERITED $ARM_TEST_INHERITED\"\n"
                                        "echo \"replace=$ROASTERY_TF_REPLACE\"\n"
                                        "echo \"dup=$ROASTERY_TF_DUP\"\n"
                                        "env | grep -c -e '^ROASTERY_TF_REPLACE=' -e '^TF_INPUT='\n"
@@ -293,9 +300,10 @@ static void test_cwd_env_stdin_fds(void **state)
     o.env_extra = extra;
     terraform_result r;
     assert_int_equal(terraform_run(&o, NULL, &r), RST_OK);
-    char *want = xasprintf("%s\nauto=1\ninput=0\nextra=hello world\ninherited=yes\nreplace=new\n"
-                           "dup=second\n2\nstdin=/dev/null\n0\n",
-                           workdir);
+    char *want =
+        xasprintf("%s\nauto=1\ninput=0\nextra=hello world\ninherited=yes arm\nreplace=new\n"
+                  "dup=second\n2\nstdin=/dev/null\n0\n",
+                  workdir);
     assert_string_equal(r.out, want);
     assert_int_equal(r.exit_status, 0);
     free(want);
@@ -307,6 +315,38 @@ static void test_cwd_env_stdin_fds(void **state)
     assert_null(getenv("ROASTERY_TF_EXTRA"));
     close(leak);
     free(canary);
+    free(bin);
+}
+
+/* Terraform inherits an allow-list, never the server's secrets (review finding 15). */
+static void test_environment_is_allow_listed(void **state)
+{
+    (void)state;
+    char *bin = write_script("envlist.sh", "env | cut -d= -f1 | sort | tr '\\n' ' '");
+    terraform_options o = options_for(bin);
+    terraform_result r;
+    assert_int_equal(terraform_run(&o, NULL, &r), RST_OK);
+    assert_null(strstr(r.out, "ROASTERY_"));
+    assert_null(strstr(r.out, "s3cret"));
+    assert_null(strstr(r.out, "OPERATOR_PROXY_TEST"));
+    assert_non_null(strstr(r.out, "PATH "));
+    assert_non_null(strstr(r.out, "ARM_TEST_INHERITED "));
+    assert_non_null(strstr(r.out, "TF_IN_AUTOMATION "));
+    terraform_result_free(&r);
+    /* what the operator adds with ROASTERY_TERRAFORM_ENV, and nothing else */
+    o.env_allow = "OPERATOR_PROXY_*,NOT_SET";
+    assert_int_equal(terraform_run(&o, NULL, &r), RST_OK);
+    assert_non_null(strstr(r.out, "OPERATOR_PROXY_TEST "));
+    assert_null(strstr(r.out, "ROASTERY_"));
+    terraform_result_free(&r);
+    /* another program than terraform: its own list replaces terraform's */
+    static const char *const only_path[] = {"PATH", NULL};
+    o.env_allow = NULL;
+    o.env_names = only_path;
+    assert_int_equal(terraform_run(&o, NULL, &r), RST_OK);
+    assert_null(strstr(r.out, "ARM_TEST_INHERITED"));
+    assert_non_null(strstr(r.out, "PATH "));
+    terraform_result_free(&r);
     free(bin);
 }
 
@@ -785,6 +825,7 @@ int main(void)
         cmocka_unit_test(test_killed_by_signal_with_default_dispositions),
         cmocka_unit_test(test_arguments),
         cmocka_unit_test(test_cwd_env_stdin_fds),
+        cmocka_unit_test(test_environment_is_allow_listed),
         cmocka_unit_test(test_nul_bytes),
         cmocka_unit_test(test_stdout_truncation),
         cmocka_unit_test(test_log_ring_keeps_tail),
