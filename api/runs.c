@@ -280,8 +280,6 @@ void api_runs_metrics(http_req *req)
 
 /* ---- logs ------------------------------------------------------------------ */
 
-#define FOLLOW_MAX_SECONDS (6 * 3600)
-
 typedef struct {
     app_ctx *app;
     char project[80];
@@ -289,6 +287,7 @@ typedef struct {
     int next;      /* next chunk to read */
     int follow;
     time_t started;
+    int max_seconds; /* a follower holds a thread: it ends after this (ROASTERY_LOG_FOLLOW_SECONDS) */
     artifact_reader *rd;
 } log_stream;
 
@@ -316,6 +315,8 @@ static int next_log_bytes(void *arg, char *buf, size_t cap, size_t *got)
     log_stream *s = arg;
     *got = 0;
     for (;;) {
+        if (s->follow && time(NULL) - s->started >= s->max_seconds)
+            return 0; /* even while the log keeps growing */
         if (s->rd) {
             int rc = artifacts_reader_read(s->rd, buf, cap, got);
             if (rc == RST_OK && *got)
@@ -335,8 +336,7 @@ static int next_log_bytes(void *arg, char *buf, size_t cap, size_t *got)
         int live = run_live(s, &chunks);
         if (chunks > s->next)
             continue; /* written between our two looks */
-        if (!s->follow || !live || http_stopping() ||
-            time(NULL) - s->started > FOLLOW_MAX_SECONDS)
+        if (!s->follow || !live || http_stopping())
             return 0; /* the end */
         usleep(300 * 1000);
     }
@@ -373,6 +373,7 @@ void api_runs_logs(http_req *req)
     snprintf(s->id, sizeof s->id, "%s", http_param(req, "id"));
     s->follow = hf > 0 && !strcmp(follow, "true");
     s->started = time(NULL);
+    s->max_seconds = s->app->cfg->log_follow_seconds;
     http_reply_stream(req, 200, "text/plain; charset=utf-8", HTTP_LENGTH_UNKNOWN, next_log_bytes,
                       close_log_stream, s);
 }
