@@ -20,6 +20,15 @@
 #include <time.h>
 
 #define TICK_MS 100 /* longest sleep of the watchdog: deadlines are kept to about this */
+#define DRAIN_MS 1000 /* CivetWeb reads and discards a body left unread, for at most this */
+
+/* Where a connection is; the deadline (if any) belongs to the phase. */
+typedef enum {
+    PH_HEADERS, /* waiting for a request's headers (also idle keep-alive): the header deadline */
+    PH_REQUEST, /* headers in, handler running: no deadline */
+    PH_BODY,    /* the handler reads the body: due at the minimum rate */
+    PH_DRAIN,   /* replied without reading the body, which CivetWeb discards: DRAIN_MS */
+} phase;
 
 struct conn_slot {
     conn_limits *cl;
@@ -29,10 +38,9 @@ struct conn_slot {
     char addr[48];
     int port, local_port;
     int over;       /* its address held per_address connections when it arrived */
-    int in_request; /* headers in, reply not yet sent */
+    phase ph;
     int64_t deadline; /* monotonic ms, 0 = none */
-    int how;          /* SHUT_RDWR (headers, idle) or SHUT_RD (a body: a reply is still possible) */
-    int fired;        /* the watchdog has shut the socket down */
+    int fired;        /* the socket has been shut down */
     char identity[72];
     int64_t opened, body_start;
 };
@@ -157,20 +165,21 @@ static void refuse(conn_limits *cl, conn_slot *s)
 
 static void fire(conn_slot *s)
 {
+    static const char *const names[] = {"headers", "request", "body", "drain"};
     s->fired = 1;
-    if (s->how == SHUT_RD)
+    if (s->ph == PH_BODY)
         metrics_count("roastery_body_too_slow_total",
                       "Request bodies cut off below ROASTERY_BODY_MIN_BYTES_PER_SECOND.");
-    else
+    else if (s->ph == PH_HEADERS)
         metrics_count("roastery_header_timeouts_total",
                       "Connections closed: no complete request within ROASTERY_HEADER_TIMEOUT_MS.");
     int fd = find_socket(s);
+    /* A body's reader still answers (408); headers have nobody to answer to. */
     if (fd >= 0)
-        shutdown(fd, s->how);
+        shutdown(fd, s->ph == PH_HEADERS ? SHUT_RDWR : SHUT_RD);
     if (log_enabled(LOG_DEBUG))
         log_fields(LOG_DEBUG, "connection deadline passed",
-                   json_pack("{s:s, s:s}", "remote", s->addr, "phase",
-                             s->how == SHUT_RD ? "body" : "headers"));
+                   json_pack("{s:s, s:s}", "remote", s->addr, "phase", names[s->ph]));
 }
 
 static void *watchdog_main(void *arg)
@@ -195,7 +204,7 @@ static void *watchdog_main(void *arg)
             }
             if (s->fired)
                 continue;
-            if (s->over && !s->in_request)
+            if (s->over && s->ph == PH_HEADERS)
                 refuse(cl, s);
             else if (s->deadline && s->deadline <= now)
                 fire(s);
@@ -262,7 +271,7 @@ conn_slot *conn_limits_open(conn_limits *cl, const struct mg_connection *conn)
     conn_slot *s = xcalloc(1, sizeof *s);
     s->cl = cl;
     s->conn = conn;
-    s->how = SHUT_RDWR;
+    s->ph = PH_HEADERS;
     s->opened = now_ms_monotonic();
     s->deadline = s->opened + cl->set.header_timeout_ms;
     pthread_mutex_lock(&cl->mu);
@@ -298,22 +307,30 @@ int conn_limits_request_begin(conn_slot *s, const struct mg_request_info *ri)
     pthread_mutex_lock(&s->cl->mu);
     if (!s->resolved)
         resolve(s->cl, s, ri);
-    s->in_request = 1;
+    s->ph = PH_REQUEST;
     s->deadline = 0;
+    s->identity[0] = '\0'; /* kept through a drain; each request is counted anew */
     int over = s->over;
     pthread_mutex_unlock(&s->cl->mu);
     return over ? CONN_OVER_ADDRESS : CONN_OK;
 }
 
-void conn_limits_request_end(conn_slot *s)
+void conn_limits_request_end(conn_slot *s, int body_left)
 {
     if (!s)
         return;
     pthread_mutex_lock(&s->cl->mu);
-    s->in_request = 0;
-    s->identity[0] = '\0';
-    s->how = SHUT_RDWR;
-    s->deadline = now_ms_monotonic() + s->cl->set.header_timeout_ms;
+    if (body_left) {
+        /* CivetWeb now reads the rest of the body to discard it, which a trickle would make
+         * last for ever: a client that sends its body at once loses nothing, the rest are cut.
+         * The identity stays counted meanwhile: its thread is still held. */
+        s->ph = PH_DRAIN;
+        s->deadline = now_ms_monotonic() + DRAIN_MS;
+    } else {
+        s->ph = PH_HEADERS;
+        s->identity[0] = '\0';
+        s->deadline = now_ms_monotonic() + s->cl->set.header_timeout_ms;
+    }
     pthread_mutex_unlock(&s->cl->mu);
 }
 
@@ -349,7 +366,7 @@ void conn_limits_body_expect(conn_slot *s, uint64_t received, size_t want)
     uint64_t due_ms = (received + want) * 1000 / (uint64_t)s->cl->set.body_min_rate;
     int64_t deadline = s->body_start + s->cl->set.body_grace_ms + (int64_t)due_ms;
     pthread_mutex_lock(&s->cl->mu);
-    s->how = SHUT_RD;
+    s->ph = PH_BODY;
     s->deadline = deadline;
     pthread_mutex_unlock(&s->cl->mu);
 }
@@ -359,7 +376,7 @@ int conn_limits_body_too_slow(conn_slot *s)
     if (!s)
         return 0;
     pthread_mutex_lock(&s->cl->mu);
-    int slow = s->fired && s->how == SHUT_RD;
+    int slow = s->fired && s->ph == PH_BODY;
     pthread_mutex_unlock(&s->cl->mu);
     return slow;
 }
@@ -370,7 +387,8 @@ int conn_limits_body_end(conn_slot *s)
         return 0;
     pthread_mutex_lock(&s->cl->mu);
     s->deadline = 0;
-    int slow = s->fired && s->how == SHUT_RD;
+    int slow = s->fired && s->ph == PH_BODY;
+    s->ph = PH_REQUEST;
     pthread_mutex_unlock(&s->cl->mu);
     return slow;
 }
@@ -382,7 +400,6 @@ void conn_limits_shut(conn_slot *s)
     pthread_mutex_lock(&s->cl->mu);
     if (!s->fired) {
         s->fired = 1;
-        s->how = SHUT_RDWR;
         int fd = find_socket(s);
         if (fd >= 0)
             shutdown(fd, SHUT_RDWR); /* what was written still goes out before the FIN */

@@ -41,8 +41,10 @@ enum { CONN_OK = 0, CONN_OVER_ADDRESS = 1, CONN_OVER_IDENTITY = 2 };
  * address already held per_address connections when this one arrived (answer 429 and
  * conn_limits_shut). Every function below is NULL-safe (no limits: CONN_OK, nothing done). */
 int conn_limits_request_begin(conn_slot *s, const struct mg_request_info *ri);
-/* The reply is sent: releases the identity, starts the idle deadline of keep-alive. */
-void conn_limits_request_end(conn_slot *s);
+/* The reply is sent: releases the identity and starts the idle deadline of keep-alive; with
+ * body_left (replied without reading the whole body) CivetWeb then discards the rest, given
+ * a second before the socket is shut for reading, and the identity stays counted meanwhile. */
+void conn_limits_request_end(conn_slot *s, int body_left);
 /* Counts this request against identity key (copied, e.g. the token's oid) until request_end;
  * CONN_OVER_IDENTITY (nothing counted) when key already has per_identity requests in progress. */
 int conn_limits_identity_enter(conn_slot *s, const char *key);

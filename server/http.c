@@ -173,6 +173,7 @@ int http_limit_identity(http_req *req, const char *key)
 {
     if (conn_limits_identity_enter(req->slot, key) == CONN_OK)
         return 0;
+    req->close = 1; /* not even its body is read: a refusal must not hold the thread */
     int cap = conn_limits_settings_of(req->slot)->per_identity;
     metrics_count("roastery_identity_limited_total",
                   "Requests refused: their identity had ROASTERY_CONN_PER_IDENTITY in progress.");
@@ -235,11 +236,17 @@ void http_reply_bytes(http_req *req, int status, const char *content_type, const
 
 /* Whether the client keeps the connection open after this request: our
  * answer must agree with what CivetWeb will do. */
+/* Whether the request came with a body that was not read to its end. */
+static int body_left(http_req *req)
+{
+    int body = req->ri->content_length > 0 || mg_get_header(req->conn, "Transfer-Encoding");
+    return body && !req->body_done;
+}
+
 static int keep_alive(http_req *req)
 {
-    /* A body left unread (refused before reading it) is not skipped by CivetWeb: it closes. */
-    int body = req->ri->content_length > 0 || mg_get_header(req->conn, "Transfer-Encoding");
-    if (req->close || (body && !req->body_done))
+    /* A body left unread (refused before reading it) is discarded, then the connection closes. */
+    if (req->close || body_left(req))
         return 0;
     const char *c = mg_get_header(req->conn, "Connection");
     if (c)
@@ -738,7 +745,7 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
     log_set_request_id(NULL);
     if (req.close)
         conn_limits_shut(req.slot);
-    conn_limits_request_end(req.slot);
+    conn_limits_request_end(req.slot, body_left(&req));
     for (int i = 0; i < req.nparams; i++)
         free(req.param_value[i]);
     for (int i = 0; i < req.nheaders; i++) {
