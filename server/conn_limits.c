@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define TICK_MS 100 /* longest sleep of the watchdog: deadlines are kept to about this */
+#define TICK_MS 100   /* longest sleep of the watchdog: deadlines are kept to about this */
 #define DRAIN_MS 1000 /* CivetWeb reads and discards a body left unread, for at most this */
 
 /* Where a connection is; the deadline (if any) belongs to the phase. */
@@ -37,7 +37,7 @@ struct conn_slot {
     int resolved; /* addr and ports known */
     char addr[48];
     int port, local_port;
-    int over;       /* its address held per_address connections when it arrived */
+    int over; /* its address held per_address connections when it arrived */
     phase ph;
     int64_t deadline; /* monotonic ms, 0 = none */
     int fired;        /* the socket has been shut down */

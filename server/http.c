@@ -562,8 +562,9 @@ int http_body_stream(http_req *req, uint64_t limit,
     conn_limits_body_begin(req->slot);
     for (;;) {
         /* Small reads first: the rate deadline covers what one read waits for. */
-        size_t cap = *total / 16 < 8192 ? 8192 : *total / 16 > 65536 ? 65536 : (size_t)(*total / 16);
-        size_t want = body_want(declared, *total, cap);
+        uint64_t cap = *total / 16;
+        cap = cap < 8192 ? 8192 : cap > 65536 ? 65536 : cap;
+        size_t want = body_want(declared, *total, (size_t)cap);
         if (!want)
             break;
         conn_limits_body_expect(req->slot, *total, want);

@@ -202,7 +202,7 @@ struct worker_http {
     app_ctx app;          /* first: api/health.c's handlers read http_app() as an app_ctx */
     pthread_mutex_t lock; /* guards wp */
     worker_pool *wp;
-    int serve;            /* serve's probes: /readyz does not wait for workers */
+    int serve; /* serve's probes: /readyz does not wait for workers */
     db_pool *pool;
     http_server *srv;
 };
