@@ -549,6 +549,15 @@ void api_compute_list(http_req *req)
 /* Locks the compute row for a change and checks access and If-Match; requester gets who
  * asked for the change being decided (the last PATCH's caller, else the original requester).
  * Returns 0 with the transaction open, else answers (and rolls back). */
+/* Whether the caller may act on compute id at all, decided before its body is read (a body
+ * read for anyone would let a token without roles hold a thread with a slow one). */
+static int may_change(http_req *req, PGconn *c, const char *id, policy_action act)
+{
+    char project[80];
+    return compute_project(req, c, id, project, sizeof project) ||
+           policy_answer(req, policy_check(c, access_caller(req), act, project), "compute");
+}
+
 static int lock_for_change(http_req *req, PGconn *c, const char *id, policy_action act,
                            char *state, size_t slen, char *requester, size_t rlen,
                            char *project, size_t plen)
@@ -599,7 +608,7 @@ static void decide_by_admin(http_req *req, int approve)
     PGconn *c = api_conn(req);
     if (!c)
         return;
-    if (http_read_json(req, &body))
+    if (may_change(req, c, id, ACT_PROJECT_APPROVE) || http_read_json(req, &body))
         goto out;
     validator v;
     v_init(&v);
@@ -691,7 +700,7 @@ void api_compute_update(http_req *req)
     PGconn *c = api_conn(req);
     if (!c)
         return;
-    if (http_read_json(req, &body))
+    if (may_change(req, c, id, ACT_COMPUTE_WRITE) || http_read_json(req, &body))
         goto out;
     validator v;
     v_init(&v);

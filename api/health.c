@@ -82,7 +82,7 @@ void api_metrics(http_req *req)
     buf_init(&out, 0);
     metrics_render(&out);
     int size, in_use, waiting;
-    db_pool_stats(app->pool, &size, &in_use, &waiting);
+    db_pool_stats(app->stats_pool ? app->stats_pool : app->pool, &size, &in_use, &waiting);
     buf_printf(&out,
                "# HELP roastery_db_pool_connections Pool size.\n"
                "# TYPE roastery_db_pool_connections gauge\nroastery_db_pool_connections %d\n"

@@ -473,8 +473,9 @@ static void decide(http_req *req, int approve)
     PGconn *c = api_conn(req);
     if (!c)
         return;
-    if (http_read_json(req, &body) ||
-        promotion_access(req, c, ACT_PROJECT_APPROVE, project, sizeof project))
+    /* Who may decide first: a body is read only for someone who may send it. */
+    if (promotion_access(req, c, ACT_PROJECT_APPROVE, project, sizeof project) ||
+        http_read_json(req, &body))
         goto out;
     validator v;
     v_init(&v);
@@ -575,7 +576,7 @@ void api_models_rollback(http_req *req)
     PGconn *c = api_conn(req);
     if (!c)
         return;
-    if (http_read_json(req, &body) || access_models(req, c, ACT_PROJECT_APPROVE, project))
+    if (access_models(req, c, ACT_PROJECT_APPROVE, project) || http_read_json(req, &body))
         goto out;
     validator v;
     v_init(&v);

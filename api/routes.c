@@ -5,7 +5,6 @@
 static const http_route routes[] = {
     {"GET", "/healthz", api_healthz, HTTP_PUBLIC},
     {"GET", "/readyz", api_readyz, HTTP_PUBLIC},
-    {"GET", "/metrics", api_metrics, HTTP_PUBLIC},
     {"GET", "/openapi.yaml", api_openapi, HTTP_PUBLIC},
     {"GET", "/api/v1/operations", api_operations_list, 0},
     {"GET", "/api/v1/operations/{id}", api_operations_show, 0},

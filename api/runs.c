@@ -291,15 +291,14 @@ void api_runs_metrics(http_req *req)
 
 /* ---- logs ------------------------------------------------------------------ */
 
-#define FOLLOW_MAX_SECONDS (6 * 3600)
-
 typedef struct {
     app_ctx *app;
     char project[80];
     char id[40];
     int next;      /* next chunk to read */
     int follow;
-    time_t started;
+    int64_t started_ms; /* monotonic */
+    int max_seconds; /* a follower holds a thread: it ends after this (ROASTERY_LOG_FOLLOW_SECONDS) */
     artifact_reader *rd;
 } log_stream;
 
@@ -327,6 +326,8 @@ static int next_log_bytes(void *arg, char *buf, size_t cap, size_t *got)
     log_stream *s = arg;
     *got = 0;
     for (;;) {
+        if (s->follow && now_ms_monotonic() - s->started_ms >= s->max_seconds * 1000LL)
+            return 0; /* even while the log keeps growing */
         if (s->rd) {
             int rc = artifacts_reader_read(s->rd, buf, cap, got);
             if (rc == RST_OK && *got)
@@ -346,8 +347,7 @@ static int next_log_bytes(void *arg, char *buf, size_t cap, size_t *got)
         int live = run_live(s, &chunks);
         if (chunks > s->next)
             continue; /* written between our two looks */
-        if (!s->follow || !live || http_stopping() ||
-            time(NULL) - s->started > FOLLOW_MAX_SECONDS)
+        if (!s->follow || !live || http_stopping())
             return 0; /* the end */
         usleep(300 * 1000);
     }
@@ -383,7 +383,8 @@ void api_runs_logs(http_req *req)
     snprintf(s->project, sizeof s->project, "%s", project);
     snprintf(s->id, sizeof s->id, "%s", http_param(req, "id"));
     s->follow = hf > 0 && !strcmp(follow, "true");
-    s->started = time(NULL);
+    s->started_ms = now_ms_monotonic();
+    s->max_seconds = s->app->cfg->log_follow_seconds;
     http_reply_stream(req, 200, "text/plain; charset=utf-8", HTTP_LENGTH_UNKNOWN, next_log_bytes,
                       close_log_stream, s);
 }

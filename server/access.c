@@ -667,6 +667,8 @@ int access_before(http_req *req, const http_route *route)
     }
     c->trail = policy_trail_new();
     http_set_identity(req, c);
+    if (http_limit_identity(req, c->id.oid))
+        return 1; /* 429: as many requests of this identity in progress as it may hold */
     int seen_write = 0;
     int wait = rate_limited(a, c->id.oid, &seen_write);
     if (wait) {

@@ -13,6 +13,7 @@ typedef struct model_cache model_cache;
 typedef struct {
     const config *cfg;
     db_pool *pool;
+    db_pool *stats_pool; /* whose gauges /metrics shows; NULL = pool */
     access_guard *guard;
     devissuer *dev; /* the local issuer with ROASTERY_AUTH=dev, else NULL */
     artifact_store *artifacts;

@@ -14,6 +14,13 @@ typedef struct {
     int http_threads;
     int workers;          /* in-process workers of serve */
     long max_body_bytes;  /* JSON request bodies */
+    int header_timeout_ms;  /* headers in total; keep-alive idle */
+    int body_grace_ms;      /* before the minimum body rate applies */
+    int body_min_rate;      /* bytes per second; 0 = none */
+    int conn_per_address;   /* connections per client address; 0 = no cap */
+    int conn_per_identity;  /* requests in progress per identity; 0 = no cap */
+    char *probe_listen;     /* serve's probe listener; NULL = none */
+    int log_follow_seconds; /* bound of a followed run log */
     log_level log_level;
     int db_pool_size;
     int statement_timeout_ms;

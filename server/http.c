@@ -23,6 +23,7 @@ struct http_server {
     const http_route *routes;
     size_t nroutes;
     http_options opts;
+    conn_limits *limits; /* NULL: no deadlines or caps */
 };
 
 struct http_req {
@@ -45,6 +46,9 @@ struct http_req {
     void *identity;
     buf_t body;
     int body_read;
+    int body_done; /* the whole body was read: the connection may be kept */
+    int close;     /* refused: close the connection after the reply */
+    conn_slot *slot;
     buf_t captured;
     char *captured_type;
     char *captured_location;
@@ -178,6 +182,20 @@ void *http_identity(http_req *req)
     return req->identity;
 }
 
+int http_limit_identity(http_req *req, const char *key)
+{
+    if (conn_limits_identity_enter(req->slot, key) == CONN_OK)
+        return 0;
+    req->close = 1; /* not even its body is read: a refusal must not hold the thread */
+    int cap = conn_limits_settings_of(req->slot)->per_identity;
+    metrics_count("roastery_identity_limited_total",
+                  "Requests refused: their identity had ROASTERY_CONN_PER_IDENTITY in progress.");
+    http_add_header(req, "Retry-After", "1");
+    http_problem(req, 429, "too-many-requests-in-progress", "Too many requests", NULL,
+                 "this identity has %d requests in progress; the limit is %d", cap, cap);
+    return 1;
+}
+
 int http_captured(http_req *req, int *status, const char **content_type, const char **body,
                   size_t *len, const char **location)
 {
@@ -231,8 +249,18 @@ void http_reply_bytes(http_req *req, int status, const char *content_type, const
 
 /* Whether the client keeps the connection open after this request: our
  * answer must agree with what CivetWeb will do. */
+/* Whether the request came with a body that was not read to its end. */
+static int body_left(http_req *req)
+{
+    int body = req->ri->content_length > 0 || mg_get_header(req->conn, "Transfer-Encoding");
+    return body && !req->body_done;
+}
+
 static int keep_alive(http_req *req)
 {
+    /* A body left unread (refused before reading it) is discarded, then the connection closes. */
+    if (req->close || body_left(req))
+        return 0;
     const char *c = mg_get_header(req->conn, "Connection");
     if (c)
         return !strcasestr(c, "close") &&
@@ -450,6 +478,25 @@ static int is_json_type(const char *ct)
     return (n == 16 && !strncasecmp(ct, "application/json", 16));
 }
 
+/* A body that fell below the minimum rate: the watchdog has shut the socket for reading. */
+static int body_too_slow(http_req *req)
+{
+    req->close = 1;
+    http_problem(req, 408, "body-too-slow", "Request body too slow", NULL,
+                 "the body arrived slower than %d bytes a second",
+                 conn_limits_settings_of(req->slot)->body_min_rate);
+    return RST_EIO;
+}
+
+/* How much of the body to ask mg_read for: it returns only once it has that much (or the body
+ * ends), so the rate deadline is armed for exactly these bytes. */
+static size_t body_want(long long declared, uint64_t received, size_t cap)
+{
+    if (declared >= 0 && (uint64_t)declared - received < cap)
+        return (size_t)((uint64_t)declared - received);
+    return cap;
+}
+
 int http_body(http_req *req, const char **data, size_t *len)
 {
     if (req->body_read) {
@@ -465,16 +512,24 @@ int http_body(http_req *req, const char **data, size_t *len)
         return RST_ETOOBIG;
     }
     char chunk[8192];
+    conn_limits_body_begin(req->slot);
     for (;;) {
-        int n = mg_read(req->conn, chunk, sizeof chunk);
-        if (n <= 0)
+        size_t want = body_want(declared, req->body.len, sizeof chunk);
+        if (!want)
+            break;
+        conn_limits_body_expect(req->slot, req->body.len, want);
+        int n = mg_read(req->conn, chunk, want);
+        if (n <= 0 || conn_limits_body_too_slow(req->slot))
             break;
         if (buf_append(&req->body, chunk, (size_t)n)) {
+            conn_limits_body_end(req->slot);
             http_problem(req, 413, "body-too-large", "Request body too large", NULL,
                          "the body is larger than the limit of %ld bytes", limit);
             return RST_ETOOBIG;
         }
     }
+    if (conn_limits_body_end(req->slot))
+        return body_too_slow(req);
     /* A short body reads as EOF: compare with what was declared. */
     if (declared >= 0 && (long long)req->body.len != declared) {
         http_problem(req, 400, "malformed-body", "Malformed request body", NULL,
@@ -482,6 +537,7 @@ int http_body(http_req *req, const char **data, size_t *len)
         return RST_EINVAL;
     }
     req->body_read = 1;
+    req->body_done = 1;
     *data = req->body.data ? req->body.data : "";
     *len = req->body.len;
     return RST_OK;
@@ -500,9 +556,17 @@ int http_body_stream(http_req *req, uint64_t limit,
     }
     char *chunk = xmalloc(65536);
     int rc = RST_OK;
+    conn_limits_body_begin(req->slot);
     for (;;) {
-        int n = mg_read(req->conn, chunk, 65536);
-        if (n <= 0)
+        /* Small reads first: the rate deadline covers what one read waits for. */
+        uint64_t cap = *total / 16;
+        cap = cap < 8192 ? 8192 : cap > 65536 ? 65536 : cap;
+        size_t want = body_want(declared, *total, (size_t)cap);
+        if (!want)
+            break;
+        conn_limits_body_expect(req->slot, *total, want);
+        int n = mg_read(req->conn, chunk, want);
+        if (n <= 0 || conn_limits_body_too_slow(req->slot))
             break;
         if (*total + (uint64_t)n > limit) {
             http_problem(req, 413, "body-too-large", "Request body too large", NULL,
@@ -517,6 +581,10 @@ int http_body_stream(http_req *req, uint64_t limit,
             break;
     }
     free(chunk);
+    if (conn_limits_body_end(req->slot) && rc == RST_OK) {
+        req->body_read = 1;
+        return body_too_slow(req);
+    }
     if (rc == RST_OK && declared >= 0 && *total != (uint64_t)declared) {
         http_problem(req, 400, "malformed-body", "Malformed request body", NULL,
                      "the body ended after %llu of %lld declared bytes", (unsigned long long)*total,
@@ -524,6 +592,7 @@ int http_body_stream(http_req *req, uint64_t limit,
         rc = RST_EINVAL;
     }
     req->body_read = 1;
+    req->body_done = rc == RST_OK;
     return rc;
 }
 
@@ -625,6 +694,7 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
     req.conn = conn;
     req.ri = mg_get_request_info(conn);
     req.srv = srv;
+    req.slot = mg_get_user_connection_data(conn);
     req.route = "unmatched";
     buf_init(&req.body, (size_t)srv->opts.max_body_bytes);
     buf_init(&req.captured, 0);
@@ -643,7 +713,16 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
     const char *match_method = !strcmp(method, "HEAD") ? "GET" : method;
     int known = 0;
     int idx = http_route_match(srv->routes, srv->nroutes, match_method, path, &known);
-    if (idx >= 0) {
+    if (conn_limits_request_begin(req.slot, req.ri) == CONN_OVER_ADDRESS) {
+        /* Its headers came before the watchdog could refuse the connection. */
+        req.close = 1;
+        http_add_header(&req, "Retry-After", "1");
+        http_problem(&req, 429, "too-many-connections", "Too many connections", NULL,
+                     "this address holds %d connections already; the limit is %d",
+                     conn_limits_settings_of(req.slot)->per_address,
+                     conn_limits_settings_of(req.slot)->per_address);
+        flush_reply(&req);
+    } else if (idx >= 0) {
         const http_route *r = &srv->routes[idx];
         req.route = r->path;
         template_match(r->path, path, &req);
@@ -691,6 +770,9 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
                       strcmp(req.client_addr, req.ri->remote_addr) ? req.ri->remote_addr : NULL,
                       "client_request_id", http_client_request_id(&req)));
     log_set_request_id(NULL);
+    if (req.close)
+        conn_limits_shut(req.slot);
+    conn_limits_request_end(req.slot, body_left(&req));
     for (int i = 0; i < req.nparams; i++)
         free(req.param_value[i]);
     for (int i = 0; i < req.nheaders; i++) {
@@ -711,6 +793,20 @@ static int log_civetweb(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
+/* CivetWeb calls these on the worker thread that takes a connection, before it reads anything,
+ * and when it closes it (before the socket is closed). */
+static int open_connection(const struct mg_connection *conn, void **data)
+{
+    http_server *srv = mg_get_user_context_data(conn);
+    *data = conn_limits_open(srv->limits, conn);
+    return 0;
+}
+
+static void close_connection(const struct mg_connection *conn)
+{
+    conn_limits_closed(mg_get_user_connection_data(conn));
+}
+
 http_server *http_server_start(const http_options *opts, const http_route *routes,
                                size_t nroutes)
 {
@@ -718,8 +814,13 @@ http_server *http_server_start(const http_options *opts, const http_route *route
     srv->routes = routes;
     srv->nroutes = nroutes;
     srv->opts = *opts;
-    char threads[16];
+    char threads[16], request_timeout[16];
     snprintf(threads, sizeof threads, "%d", opts->threads);
+    /* CivetWeb 1.15 bounds the headers in total too, but only to about twice this (the check
+     * runs after each read, which may wait this long); conn_limits holds the bound itself. It
+     * also bounds a body or a write that stalls completely. */
+    snprintf(request_timeout, sizeof request_timeout, "%d",
+             opts->limits ? opts->limits->header_timeout_ms : 10000);
     /* tcp_nodelay: without it keep-alive requests wait ~40 ms (Nagle and
      * delayed ACK). Empty CORS methods: OPTIONS reaches our router instead of
      * CivetWeb answering pre-flights with '*'. */
@@ -734,7 +835,7 @@ http_server *http_server_start(const http_options *opts, const http_route *route
                              "tcp_nodelay",
                              "1",
                              "request_timeout_ms",
-                             "10000",
+                             request_timeout,
                              "enable_directory_listing",
                              "no",
                              "access_control_allow_methods",
@@ -747,10 +848,16 @@ http_server *http_server_start(const http_options *opts, const http_route *route
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_civetweb;
-    srv->ctx = mg_start(&cb, NULL, options);
+    cb.init_connection = open_connection;
+    cb.connection_close = close_connection;
+    if (opts->limits)
+        srv->limits = conn_limits_new(opts->limits);
+    srv->opts.limits = NULL; /* copied into srv->limits; the caller's may go */
+    srv->ctx = mg_start(&cb, srv, options);
     if (!srv->ctx) {
         log_fields(LOG_ERROR, "cannot start the HTTP server",
                    json_pack("{s:s}", "listen", opts->listen));
+        conn_limits_free(srv->limits);
         free(srv);
         return NULL;
     }
@@ -764,5 +871,6 @@ void http_server_stop(http_server *srv)
         return;
     server_stopping = 1; /* followers of live streams end theirs */
     mg_stop(srv->ctx);
+    conn_limits_free(srv->limits);
     free(srv);
 }

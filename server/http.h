@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conn_limits.h"
+
 typedef struct http_req http_req;
 typedef struct http_server http_server;
 
@@ -40,6 +42,8 @@ typedef struct {
     http_after_fn after;
     const char *trusted_proxies; /* addresses/CIDRs whose X-Forwarded-For is believed; NULL:
                                     none (ROASTERY_TRUSTED_PROXIES) */
+    /* Deadlines and caps per connection (server/conn_limits.h; copied); NULL = none. */
+    const conn_limits_settings *limits;
 } http_options;
 
 /* Starts serving routes (borrowed: must outlive the server).
@@ -80,6 +84,9 @@ int http_status(http_req *req);
 /* The caller's identity, set by the before hook (borrowed pointer kept as is). */
 void http_set_identity(http_req *req, void *identity);
 void *http_identity(http_req *req);
+/* Counts this request against the concurrent requests of identity key (copied) until its reply
+ * is sent. Non-zero when key is at its cap: then it has answered 429 with Retry-After. */
+int http_limit_identity(http_req *req, const char *key);
 
 /* Reads the whole body once, up to the JSON limit; later calls return the
  * same bytes. On failure answers 400/413 itself and returns non-zero.

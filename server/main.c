@@ -273,6 +273,7 @@ static int cmd_serve(runtime *rt, sigset_t *set, int demo)
     db_pool *pool = NULL;
     access_guard *acc = NULL;
     http_server *srv = NULL;
+    worker_http *probes = NULL;
     model_cache *models = NULL;
     if (demo)
         demo_console_step_begin(rt->cfg.database_url ? "PostgreSQL and migrations"
@@ -299,13 +300,25 @@ static int cmd_serve(runtime *rt, sigset_t *set, int demo)
                    .models = models};
     size_t nroutes;
     const http_route *routes = api_routes(&nroutes);
+    conn_limits_settings lim = {.per_address = rt->cfg.conn_per_address,
+                                .per_identity = rt->cfg.conn_per_identity,
+                                .header_timeout_ms = rt->cfg.header_timeout_ms,
+                                .body_grace_ms = rt->cfg.body_grace_ms,
+                                .body_min_rate = rt->cfg.body_min_rate};
     http_options ho = {.listen = rt->cfg.listen,
                        .threads = rt->cfg.http_threads,
                        .max_body_bytes = rt->cfg.max_body_bytes,
                        .app = &app,
                        .before = access_before,
                        .after = access_after,
-                       .trusted_proxies = rt->cfg.trusted_proxies};
+                       .trusted_proxies = rt->cfg.trusted_proxies,
+                       .limits = &lim};
+    if (rt->cfg.probe_listen &&
+        !(probes = worker_http_start_serve(rt->cfg.probe_listen, rt->conninfo, &rt->cfg, pool))) {
+        fprintf(stderr, "roastery: cannot listen on ROASTERY_PROBE_LISTEN=%s\n",
+                rt->cfg.probe_listen);
+        goto out;
+    }
     srv = http_server_start(&ho, routes, nroutes);
     if (!srv) {
         fprintf(stderr, "roastery: cannot listen on %s\n", rt->cfg.listen);
@@ -325,6 +338,7 @@ static int cmd_serve(runtime *rt, sigset_t *set, int demo)
     worker_pool_stop(wp);  /* workers stop between steps */
     rc = 0;
 out:
+    worker_http_stop(probes); /* answered until the API had drained */
     access_free(acc);
     model_cache_free(models);
     db_pool_close(pool);

@@ -202,6 +202,7 @@ struct worker_http {
     app_ctx app;          /* first: api/health.c's handlers read http_app() as an app_ctx */
     pthread_mutex_t lock; /* guards wp */
     worker_pool *wp;
+    int serve; /* serve's probes: /readyz does not wait for workers */
     db_pool *pool;
     http_server *srv;
 };
@@ -210,6 +211,10 @@ struct worker_http {
 static void worker_readyz(http_req *req)
 {
     worker_http *wh = http_app(req);
+    if (wh->serve) { /* ready to serve requests; its in-process workers are not a condition */
+        api_readyz(req);
+        return;
+    }
     int threads = 0, busy = 0;
     pthread_mutex_lock(&wh->lock);
     int alive = worker_pool_alive(wh->wp, &threads, &busy);
@@ -230,25 +235,47 @@ static const http_route worker_routes[] = {
     {"GET", "/metrics", api_metrics, HTTP_PUBLIC},
 };
 
-worker_http *worker_http_start(const char *listen, const char *conninfo, const config *cfg)
+static worker_http *probes_start(const char *listen, const char *conninfo, const config *cfg,
+                                 db_pool *api_pool)
 {
     worker_http *wh = xcalloc(1, sizeof *wh);
     pthread_mutex_init(&wh->lock, NULL);
-    /* Probes and one scraper: two connections, opened lazily. */
+    wh->serve = api_pool != NULL;
+    /* Probes and one scraper: two connections, opened lazily, so a flood that takes the API's
+     * pool does not fail the probes. */
     wh->pool = db_pool_open(conninfo, 2, cfg->statement_timeout_ms);
     wh->app.cfg = cfg;
     wh->app.pool = wh->pool;
+    wh->app.stats_pool = api_pool;
+    /* The kubelet and the scraper only: no per-address cap (they share the node's address),
+     * but no slow client holds these threads either. */
+    conn_limits_settings lim = {.header_timeout_ms = cfg->header_timeout_ms,
+                                .body_grace_ms = cfg->body_grace_ms,
+                                .body_min_rate = cfg->body_min_rate};
     http_options ho = {.listen = listen,
                        .threads = 4, /* a keep-alive scraper holds one */
                        .max_body_bytes = 1024,
-                       .app = &wh->app};
+                       .app = &wh->app,
+                       .limits = &lim};
     wh->srv = http_server_start(&ho, worker_routes, sizeof worker_routes / sizeof worker_routes[0]);
     if (!wh->srv) {
         worker_http_stop(wh);
         return NULL;
     }
-    log_fields(LOG_INFO, "worker probes listening", json_pack("{s:s}", "listen", listen));
+    log_fields(LOG_INFO, api_pool ? "probes listening" : "worker probes listening",
+               json_pack("{s:s}", "listen", listen));
     return wh;
+}
+
+worker_http *worker_http_start(const char *listen, const char *conninfo, const config *cfg)
+{
+    return probes_start(listen, conninfo, cfg, NULL);
+}
+
+worker_http *worker_http_start_serve(const char *listen, const char *conninfo, const config *cfg,
+                                     db_pool *api_pool)
+{
+    return probes_start(listen, conninfo, cfg, api_pool);
 }
 
 void worker_http_attach(worker_http *wh, worker_pool *wp)

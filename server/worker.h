@@ -6,6 +6,7 @@
 #define ROASTERY_WORKER_H
 
 #include "config.h"
+#include "db.h"
 
 typedef struct worker_pool worker_pool;
 
@@ -29,6 +30,13 @@ typedef struct worker_http worker_http;
  * server/http.c and api/health.c, with a pool of 2 database connections. /readyz answers 503
  * until worker_http_attach. new: stop with worker_http_stop; NULL when it cannot listen. */
 worker_http *worker_http_start(const char *listen, const char *conninfo, const config *cfg);
+/* The same listener for `roastery serve` (ROASTERY_PROBE_LISTEN), on threads of its own so that
+ * clients holding the API's threads cannot fail the kubelet's probes: /readyz is the API's
+ * (database reachable and migrated, no worker condition) and /metrics shows api_pool's gauges
+ * (borrowed: must outlive the listener). new: stop with worker_http_stop; NULL if it cannot
+ * listen. */
+worker_http *worker_http_start_serve(const char *listen, const char *conninfo, const config *cfg,
+                                     db_pool *api_pool);
 /* Points /readyz at wp (borrowed), or at nothing (NULL: 503) before wp is stopped. */
 void worker_http_attach(worker_http *wh, worker_pool *wp);
 /* Stops answering and frees wh. NULL-safe. */

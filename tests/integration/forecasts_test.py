@@ -206,7 +206,7 @@ class ForecastsTest(RunsBase):
             time.sleep(0.3)
         self.assertEqual(st, 200)
         self.assertEqual(sum(i["n"] for i in pa["items"]), 7, pa)
-        st, _, metrics = self.srv.request("GET", "/metrics", token=None)
+        st, _, metrics = self.srv.request("GET", "/metrics", token=None, port=self.srv.probe_port)
         self.assertIn(b'roastery_forecast_wape{project="demand"}', metrics)
         self.assertIn(b'roastery_forecast_age_seconds{project="demand"}', metrics)
 

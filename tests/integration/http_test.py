@@ -50,10 +50,12 @@ def fresh_database(name):
 class Server:
     def __init__(self, env_extra, data_dir=None, command="serve"):
         self.port = free_port()
+        self.probe_port = free_port()  # /healthz, /readyz and /metrics on threads of their own
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="roastery-test-")
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROASTERY_")}
         env.update({"ROASTERY_LISTEN": f"127.0.0.1:{self.port}", "ROASTERY_DATA_DIR": self.data_dir,
                     "ROASTERY_AUTH": "dev",
+                    "ROASTERY_PROBE_LISTEN": f"127.0.0.1:{self.probe_port}",
                     "ROASTERY_HTTP_THREADS": "8", "ROASTERY_LOG_LEVEL": "info",
                     "ROASTERY_POLL_INTERVAL_MS": "200", "ROASTERY_RETRY_BASE_MS": "100"})
         env.update(env_extra)
@@ -86,8 +88,8 @@ class Server:
             self.tokens[(user, roles)] = p.stdout.strip()
         return self.tokens[(user, roles)]
 
-    def request(self, method, path, body=None, headers=None, check=True, token="admin"):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+    def request(self, method, path, body=None, headers=None, check=True, token="admin", port=None):
+        conn = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=10)
         hdrs = dict(headers or {})
         if token == "admin" and path.startswith("/api/"):
             token = self.token()
@@ -157,8 +159,10 @@ class ApiTest(unittest.TestCase):
 
     def test_metrics_prometheus(self):
         self.srv.request("GET", "/healthz")
-        status, hdrs, data = self.srv.request("GET", "/metrics")
+        status, hdrs, data = self.srv.request("GET", "/metrics", port=self.srv.probe_port)
         self.assertEqual(status, 200)
+        # not on the public listener (project names and accuracy)
+        self.assertEqual(self.srv.request("GET", "/metrics", check=False)[0], 404)
         text = data.decode()
         self.assertIn('roastery_http_requests_total{method="GET",route="/healthz",status="200"}', text)
         self.assertIn("roastery_http_request_duration_seconds_bucket", text)

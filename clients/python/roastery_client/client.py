@@ -609,6 +609,8 @@ class Client:
         return data.decode()
 
     def prometheus_metrics(self):
+        """Prometheus text. The server answers /metrics on its probe listener only
+        (ROASTERY_PROBE_LISTEN, never behind the ingress): use a client made for that address."""
         _, _, data = self._transport.send("GET", "/metrics", auth=False)
         return data.decode()
 
