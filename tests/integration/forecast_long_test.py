@@ -21,6 +21,14 @@ class LongForecastTest(RunsBase):
         super().setUpClass()
         cls.admin = cls.srv.token("ada-admin", "PlatformAdmin")
         cls.admin2 = cls.srv.token("bo-admin", "PlatformAdmin")
+        # the store whose forecast is read at the end, served by this project
+        st, _, s = cls.srv.json("POST", "/api/v1/stores", {
+            "id": "US-SEA-001", "name": "Seattle", "country": "USA", "city": "Seattle",
+            "timezone": "America/Los_Angeles"}, token=cls.admin)
+        assert st == 201, s
+        st, _, s = cls.srv.json("PUT", "/api/v1/stores/US-SEA-001/serving-project",
+                                {"project": "demand"}, token=cls.admin)
+        assert st == 200, s
         # a small model first (v1 of the dataset), promoted through the gates and a second admin
         cls.train_model({"num_round": 30}, "long")
         st, _, p = cls.srv.json("POST", f"{P}/models/demand/versions/1/promotions",

@@ -6,7 +6,8 @@
 //   1. a data scientist creates a project, uploads a dataset, requests compute, trains, compares
 //      runs, registers a model version and proposes it for production;
 //   2. a store manager signs in before anyone assigned them a store and reads their user id;
-//   3. an admin approves the promotion and the compute request, adds stores, assigns the manager,
+//   3. an admin approves the promotion and the compute request, adds stores, chooses the project
+//      that serves them, assigns the manager,
 //      reads the operation's Azure ML actions and the audit log;
 //   4. the store manager sees their store's forecast chart and table (desktop and phone),
 //      downloads the CSV, and cannot open another store;
@@ -178,6 +179,7 @@ async function waitState(page, state, timeout = 60_000) {
 
 // ---- scenarios ------------------------------------------------------------------------------
 const PROJECT = 'demand-forecast';
+let HOOK_PORT;
 let samOid = null;
 
 async function dataScientist() {
@@ -359,6 +361,13 @@ async function admin() {
     await assign.getByLabel(/Name/).fill('sam');
     await assign.getByRole('button', { name: 'Assign' }).click();
     await page.locator('tr[data-row="store-US-SEA-001"]').getByText('sam').waitFor();
+    const serving = page.getByRole('form', { name: 'Choose the serving project' });
+    for (const id of ['US-SEA-001', 'US-NYC-001']) {
+      await serving.getByLabel('Store').selectOption(id);
+      await serving.getByLabel('Project').selectOption(PROJECT);
+      await serving.getByRole('button', { name: 'Set serving project' }).click();
+      await page.locator(`tr[data-row="store-${id}"]`).getByRole('cell', { name: PROJECT, exact: true }).waitFor();
+    }
     await shot(page, '10-admin-store-assignments');
   });
   await step('admin: reads the audit log', async () => {
@@ -609,7 +618,7 @@ async function forecastsRetrainingWebhooks() {
   await step('data scientist: creates a webhook and sees its secret once', async () => {
     await tab(page, 'Webhooks');
     await page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
-    hookUrl = `http://127.0.0.1:${await freePort()}/hooks/roastery`; // nothing listens there
+    hookUrl = `http://127.0.0.1:${HOOK_PORT}/hooks/roastery`; // nothing listens there
     const add = page.getByRole('form', { name: 'Add a webhook' });
     await add.getByLabel('URL').fill(hookUrl);
     await add.getByLabel('drift.detected').uncheck();
@@ -674,7 +683,10 @@ const watchdog = setTimeout(() => {
 let exitCode = 0;
 try {
   mkdirSync(SHOTS, { recursive: true });
-  BASE = (await startServer('e2e', {})).base;
+  // webhooks may target only 443 (80 in dev) unless a port is allowed: the delivery step's
+  // closed port is chosen now and allowed
+  HOOK_PORT = await freePort();
+  BASE = (await startServer('e2e', { ROASTERY_WEBHOOK_PORTS: String(HOOK_PORT) })).base;
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
   await httpChecks();
   await dataScientist();

@@ -138,12 +138,14 @@ async function stores() {
   const managers = await Promise.all(list.map((s) => get(`/api/v1/stores/${enc(s.id)}/managers`).then((m) => m.items).catch(() => [])));
   const users = await all('/api/v1/users').catch(() => []);
   const managerOptions = users.filter((u) => u.roles.includes('StoreManager'));
+  const projects = await all('/api/v1/projects').catch(() => []);
   return h('div', {},
     h('h1', {}, 'Store assignments'),
-    h('p', {}, 'A store manager sees the forecasts of the stores assigned here, and no other.'),
+    h('p', {}, 'A store manager sees the forecasts of the stores assigned here, and no other. Each store is served by one project, chosen here: only that project\'s production forecasts reach the store, and only its members read or report the store\'s numbers.'),
     table('!Stores', [
       { label: 'Store', value: (s) => link(`/stores/${enc(s.id)}`, `${s.name} (${s.id})`) },
       { label: 'Where', value: (s) => `${s.city}, ${s.country}` },
+      { label: 'Served by', value: (s) => s.serving_project || 'no project yet' },
       { label: 'Managers', value: (s) => {
         const ms = managers[list.indexOf(s)];
         return ms.length ? h('ul', { class: 'plain' }, ms.map((m) => h('li', {}, `${m.name} `, h('code', {}, shortId(m.user_oid)), ' ',
@@ -162,6 +164,14 @@ async function stores() {
         announce('Store manager assigned.', 'ok');
         refresh();
       }, 'Assign')),
+      section('Serving project', form({ 'aria-label': 'Choose the serving project' }, [
+        field('Store', select('store', list.map((s) => [s.id, `${s.name} (${s.id})`]))),
+        field('Project', select('project', projects.map((p) => [p.id, p.display_name ? `${p.display_name} (${p.id})` : p.id])), 'its production model forecasts this store'),
+      ], async (d) => {
+        await api('PUT', `/api/v1/stores/${enc(String(d.get('store')))}/serving-project`, { body: { project: String(d.get('project')) } });
+        announce('Serving project set.', 'ok');
+        refresh();
+      }, 'Set serving project')),
       section('Add a store', form({ 'aria-label': 'Add a store' }, [
         field('Store id', h('input', { name: 'id', required: true, pattern: '[A-Za-z0-9][A-Za-z0-9_\\-]{0,63}', placeholder: 'US-SEA-001' })),
         field('Name', h('input', { name: 'name', required: true })),
