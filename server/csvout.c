@@ -63,9 +63,9 @@ static int needs_quotes(const char *s, size_t n)
     return 0;
 }
 
-size_t csvout_put_text(char *o, const char *s, size_t n)
+/* One cell: quoted when needed, and with a leading apostrophe when guard. */
+static size_t put_cell(char *o, const char *s, size_t n, int guard)
 {
-    int guard = csvout_needs_guard(s, n);
     if (!guard && !needs_quotes(s, n)) {
         memcpy(o, s, n);
         return n;
@@ -83,15 +83,35 @@ size_t csvout_put_text(char *o, const char *s, size_t n)
     return k;
 }
 
-int csvout_text(buf_t *b, const char *s, size_t n)
+size_t csvout_put_text(char *o, const char *s, size_t n)
 {
-    if (!csvout_needs_guard(s, n) && !needs_quotes(s, n))
+    return put_cell(o, s, n, csvout_needs_guard(s, n));
+}
+
+size_t csvout_put_plain(char *o, const char *s, size_t n)
+{
+    return put_cell(o, s, n, 0);
+}
+
+static int append_cell(buf_t *b, const char *s, size_t n, int guard)
+{
+    if (!guard && !needs_quotes(s, n))
         return buf_append(b, s, n);
     if (n > (SIZE_MAX - 3) / 2)
         return RST_ETOOBIG;
     char *tmp = xmalloc(2 * n + 3);
-    size_t k = csvout_put_text(tmp, s, n);
+    size_t k = put_cell(tmp, s, n, guard);
     int rc = buf_append(b, tmp, k);
     free(tmp);
     return rc;
+}
+
+int csvout_text(buf_t *b, const char *s, size_t n)
+{
+    return append_cell(b, s, n, csvout_needs_guard(s, n));
+}
+
+int csvout_plain(buf_t *b, const char *s, size_t n)
+{
+    return append_cell(b, s, n, 0);
 }

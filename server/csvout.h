@@ -23,6 +23,11 @@ size_t csvout_put_text(char *o, const char *s, size_t n);
 /* Appends s as one text cell (as csvout_put_text). RST_OK or RST_ETOOBIG. */
 int csvout_text(buf_t *b, const char *s, size_t n);
 
+/* The same, never guarded: for files only our own code reads (daily totals,
+ * the generator's output into COPY), where a cell must stay byte for byte. */
+size_t csvout_put_plain(char *o, const char *s, size_t n);
+int csvout_plain(buf_t *b, const char *s, size_t n);
+
 /* The bytes to skip to read a cell back as it was before csvout_put_text
  * guarded it: 1 for an apostrophe (or several) followed by a trigger byte,
  * else 0. */

@@ -806,47 +806,9 @@ json_t *sales_error_json(const sales_error *e)
 
 /* ---- canonical output ------------------------------------------------------------- */
 
-static int needs_quotes(const char *s, size_t n)
-{
-    if (n && (s[0] == ' ' || s[n - 1] == ' '))
-        return 1;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == ',' || c == '"' || c == '\n' || c == '\r')
-            return 1;
-    }
-    return 0;
-}
-
-/* Writes s as a CSV field into o (room for 2n+2 bytes); returns bytes written. */
-static size_t put_field(char *o, const char *s, size_t n)
-{
-    if (!needs_quotes(s, n)) {
-        memcpy(o, s, n);
-        return n;
-    }
-    size_t k = 0;
-    o[k++] = '"';
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"')
-            o[k++] = '"';
-        o[k++] = s[i];
-    }
-    o[k++] = '"';
-    return k;
-}
-
 int sales_write_field(buf_t *b, const char *s, size_t len)
 {
-    if (!needs_quotes(s, len))
-        return buf_append(b, s, len);
-    if (len > (SIZE_MAX - 2) / 2)
-        return RST_ETOOBIG;
-    char *tmp = xmalloc(2 * len + 2);
-    size_t k = put_field(tmp, s, len);
-    int rc = buf_append(b, tmp, k);
-    free(tmp);
-    return rc;
+    return csvout_plain(b, s, len);
 }
 
 static size_t put_int(char *o, int64_t v)
