@@ -244,15 +244,19 @@ static void rollback(PGconn *c)
  * queued, else status. */
 static void commit_and_reply(http_req *req, PGconn *c, const char *id, const char *op, int status)
 {
-    PGresult *r = db_exec(c, "COMMIT", 0, NULL, NULL);
-    if (!r) {
+    /* Read inside the transaction: the answer describes what was accepted, not how far
+     * a fast worker has already taken it after the commit. */
+    PGresult *r = db_exec(c, "SELECT " COMPUTE_JSON "::text, t.version FROM compute_targets t"
+                             " WHERE t.id = $1",
+                          1, (const char *[]){id}, NULL);
+    PGresult *done = r ? db_exec(c, "COMMIT", 0, NULL, NULL) : NULL;
+    if (!done) {
+        PQclear(r);
         rollback(c);
         http_problem_unavailable(req);
         return;
     }
-    PQclear(r);
-    r = db_exec(c, "SELECT " COMPUTE_JSON "::text, t.version FROM compute_targets t WHERE t.id = $1",
-                1, (const char *[]){id}, NULL);
+    PQclear(done);
     char loc[96];
     if (op && op[0])
         snprintf(loc, sizeof loc, "/api/v1/operations/%s", op);
