@@ -6,7 +6,7 @@
 
 #include <libpq-fe.h>
 
-#include "http.h"
+#include "http/http.h"
 
 /* borrowed: a static table; *count receives its length. */
 const http_route *api_routes(size_t *count);

@@ -3,12 +3,12 @@
  * and its ingestion operation are written in one transaction and answered
  * 202 with the operation's URL. */
 #include "api.h"
-#include "app.h"
-#include "artifacts.h"
-#include "ops.h"
-#include "policy.h"
-#include "util.h"
-#include "validate.h"
+#include "http/app.h"
+#include "artifacts/artifacts.h"
+#include "ops/ops.h"
+#include "identity/policy.h"
+#include "lib/util.h"
+#include "http/validate.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>

@@ -2,11 +2,11 @@
  * endpoint and a sign-in page for the demo. Tokens minted here are checked
  * by exactly the same verifier as Azure AD's. */
 #include "api.h"
-#include "app.h"
-#include "auth.h"
-#include "devissuer.h"
-#include "util.h"
-#include "validate.h"
+#include "http/app.h"
+#include "identity/auth.h"
+#include "identity/devissuer.h"
+#include "lib/util.h"
+#include "http/validate.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -13,15 +13,15 @@
  *        store's container, or gone): retried, since a configuration fix makes it succeed
  *   503  the database is unavailable: retried */
 #include "api.h"
-#include "app.h"
-#include "access.h"
-#include "artifacts.h"
-#include "eventgrid.h"
-#include "log.h"
-#include "ops.h"
-#include "policy.h"
-#include "util.h"
-#include "validate.h"
+#include "http/app.h"
+#include "identity/access.h"
+#include "artifacts/artifacts.h"
+#include "events/eventgrid.h"
+#include "core/log.h"
+#include "ops/ops.h"
+#include "identity/policy.h"
+#include "lib/util.h"
+#include "http/validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>

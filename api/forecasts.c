@@ -1,17 +1,17 @@
 /* Forecasts for store managers (served from a hot cache with ETags), their
  * accuracy, actuals, forecast runs, and the known future inputs (planned
  * promotions, weather outlook) that data scientists and admins maintain. */
-#include "access.h"
-#include "accuracy.h"
+#include "identity/access.h"
+#include "forecasts/accuracy.h"
 #include "api.h"
-#include "app.h"
-#include "db.h"
-#include "forecast_cache.h"
-#include "forecast_ops.h"
-#include "policy.h"
-#include "sales.h"
-#include "util.h"
-#include "validate.h"
+#include "http/app.h"
+#include "db/db.h"
+#include "forecasts/forecast_cache.h"
+#include "forecasts/forecast_ops.h"
+#include "identity/policy.h"
+#include "datasets/sales.h"
+#include "lib/util.h"
+#include "http/validate.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -2,10 +2,10 @@
  * members. Data scientists create projects and manage members as owners;
  * platform admins set budgets and quotas. */
 #include "api.h"
-#include "app.h"
-#include "policy.h"
-#include "util.h"
-#include "validate.h"
+#include "http/app.h"
+#include "identity/policy.h"
+#include "lib/util.h"
+#include "http/validate.h"
 
 #include <stdio.h>
 #include <string.h>

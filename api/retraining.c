@@ -2,11 +2,11 @@
  * where, whether its promotions skip the admin's approval), manual triggers,
  * the retrainings they started, and drift reports. */
 #include "api.h"
-#include "app.h"
-#include "policy.h"
-#include "retrain.h"
-#include "util.h"
-#include "validate.h"
+#include "http/app.h"
+#include "identity/policy.h"
+#include "retraining/retrain.h"
+#include "lib/util.h"
+#include "http/validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>

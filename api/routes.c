@@ -1,6 +1,6 @@
 /* Every route the server answers. openapi.yaml describes exactly these. */
 #include "api.h"
-#include "portal.h"
+#include "http/portal.h"
 
 static const http_route routes[] = {
     {"GET", "/healthz", api_healthz, HTTP_PUBLIC},

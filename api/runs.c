@@ -3,15 +3,15 @@
  * a bad request), then watched: state, logs (followed live), metrics and
  * artifacts. */
 #include "api.h"
-#include "app.h"
-#include "artifacts.h"
-#include "ops.h"
-#include "policy.h"
-#include "run_exec.h"
-#include "run_limits.h"
-#include "run_request.h"
-#include "util.h"
-#include "validate.h"
+#include "http/app.h"
+#include "artifacts/artifacts.h"
+#include "ops/ops.h"
+#include "identity/policy.h"
+#include "runs/run_local.h"
+#include "trainer/train_params.h"
+#include "runs/run_request.h"
+#include "lib/util.h"
+#include "http/validate.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,10 +1,10 @@
 /* Stores and the store managers assigned to them. Admins manage both; a
  * store manager sees only the stores assigned to them. */
 #include "api.h"
-#include "app.h"
-#include "policy.h"
-#include "util.h"
-#include "validate.h"
+#include "http/app.h"
+#include "identity/policy.h"
+#include "lib/util.h"
+#include "http/validate.h"
 
 #include <stdio.h>
 #include <string.h>

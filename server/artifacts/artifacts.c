@@ -1,7 +1,7 @@
 /* The artifact store: key rules, hashing and streaming shared by both
  * backends, the file backend (atomic rename in a directory tree) and the
  * azblob backend's buffering on top of server/azblob.c. */
-#include "artifacts.h"
+#include "artifacts/artifacts.h"
 
 #include <curl/curl.h>
 #include <dirent.h>
@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "azblob.h"
-#include "log.h"
+#include "azure/azblob.h"
+#include "core/log.h"
 
 #define FILE_BUFFER ((size_t)64 * 1024)
 #define OPEN_TRIES 5

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "util.h"
+#include "lib/util.h"
 
 /* The longest key, in bytes. */
 #define ARTIFACTS_KEY_MAX 1024

@@ -4,7 +4,7 @@
  * grant_type=client_credentials, client_id, scope=<resource>/.default, and either client_secret
  * or client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer with
  * client_assertion=<a JWT from a trusted issuer> (the "federated credential" case). */
-#include "aad_token.h"
+#include "azure/aad_credential.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -18,7 +18,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "log.h"
+#include "core/log.h"
 
 #define ASSERTION_MAX ((size_t)64 * 1024)
 #define ANSWER_MAX ((size_t)64 * 1024)

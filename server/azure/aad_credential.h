@@ -7,8 +7,8 @@
 
 #include <stddef.h>
 
-#include "config.h"
-#include "util.h"
+#include "core/config.h"
+#include "lib/util.h"
 
 #define AAD_DEFAULT_AUTHORITY "https://login.microsoftonline.com"
 /* Blob Storage's resource is https://storage.azure.com/ in every cloud. */

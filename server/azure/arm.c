@@ -2,8 +2,8 @@
  * identity's federated token, server/aad_token.c), one request with its retries, the polling of
  * long-running operations, and the record of every exchange. Exchanges run on pooled libcurl
  * easy handles (their connections are reused). */
-#include "arm.h"
-#include "aad_token.h"
+#include "azure/arm.h"
+#include "azure/aad_credential.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -17,8 +17,8 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "log.h"
-#include "metrics.h"
+#include "core/log.h"
+#include "core/metrics.h"
 
 #define POOL_MAX 16
 #define BODY_MAX ((size_t)16 * 1024 * 1024)

@@ -10,7 +10,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "util.h"
+#include "lib/util.h"
 
 /* The api-version every request carries unless arm_options.api_version says otherwise.
  * 2025-12-01 is the newest stable Microsoft.MachineLearningServices version published in

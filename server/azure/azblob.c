@@ -3,8 +3,8 @@
  * given without a key, with an Entra ID bearer token for https://storage.azure.com (the process
  * credential of server/aad_token.c: workload identity or a client secret; bearer tokens need
  * x-ms-version 2017-11-09 or later). Retried on throttling, 5xx and connection errors. */
-#include "azblob.h"
-#include "aad_token.h"
+#include "azure/azblob.h"
+#include "azure/aad_credential.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -20,8 +20,8 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "log.h"
-#include "metrics.h"
+#include "core/log.h"
+#include "core/metrics.h"
 
 #define API_VERSION "2021-08-06"
 #define MAX_ATTEMPTS 5

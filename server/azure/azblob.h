@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "util.h"
+#include "lib/util.h"
 
 /* The largest body of one Put Blob / Put Block and of one ranged Get Blob. */
 #define AZBLOB_BLOCK_SIZE ((size_t)4 * 1024 * 1024)

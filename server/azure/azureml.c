@@ -2,7 +2,7 @@
  * (definitions DataContainerResource, DataVersionBaseResource, EnvironmentVersionResource,
  * JobBaseResource/CommandJob, ModelContainerResource, ModelVersionResource,
  * OnlineEndpointTrackedResource, OnlineDeploymentTrackedResource of mfe.json). */
-#include "azureml.h"
+#include "azure/azureml.h"
 
 #include <ctype.h>
 #include <openssl/evp.h>

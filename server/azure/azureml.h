@@ -15,7 +15,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "arm.h"
+#include "azure/arm.h"
 
 /* ---------------------------------------------------------------- data */
 

@@ -4,13 +4,13 @@
  * per-request working directory, local grants training slots on this
  * machine, dry-run records the commands as planned. */
 #define _XOPEN_SOURCE 700
-#include "compute_ops.h"
-#include "compute_plan.h"
-#include "db.h"
-#include "log.h"
-#include "ops.h"
-#include "terraform.h"
-#include "util.h"
+#include "compute/compute_ops.h"
+#include "compute/compute_plan.h"
+#include "db/db.h"
+#include "core/log.h"
+#include "ops/ops.h"
+#include "exec/terraform.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
 #ifndef ROASTERY_COMPUTE_OPS_H
 #define ROASTERY_COMPUTE_OPS_H
 
-#include "config.h"
+#include "core/config.h"
 
 #include <libpq-fe.h>
 

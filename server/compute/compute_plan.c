@@ -1,6 +1,6 @@
 /* Renders main.tf.json for a compute request. */
-#include "compute_plan.h"
-#include "util.h"
+#include "compute/compute_plan.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 #include <string.h>

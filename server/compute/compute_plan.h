@@ -5,7 +5,7 @@
 #ifndef ROASTERY_COMPUTE_PLAN_H
 #define ROASTERY_COMPUTE_PLAN_H
 
-#include "config.h"
+#include "core/config.h"
 
 #include <jansson.h>
 

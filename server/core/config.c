@@ -1,7 +1,7 @@
 /* Environment configuration. Every variable has a default, a range and a
  * one-line description, so --help and the error messages come from one table. */
-#include "config.h"
-#include "util.h"
+#include "core/config.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <stdio.h>

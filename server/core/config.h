@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "log.h"
+#include "core/log.h"
 
 typedef struct {
     char *listen;       /* host:port for CivetWeb */

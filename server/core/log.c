@@ -1,7 +1,7 @@
 /* JSON-lines logger. Each line is written with one write(2) so lines from
  * different threads never interleave. */
-#include "log.h"
-#include "util.h"
+#include "core/log.h"
+#include "lib/util.h"
 
 #include <fcntl.h>
 #include <stdarg.h>

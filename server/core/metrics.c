@@ -1,6 +1,6 @@
 /* Request metrics. One mutex guards a short list of series; at the request
  * rates of one node that costs far less than the request itself. */
-#include "metrics.h"
+#include "core/metrics.h"
 
 #include <pthread.h>
 #include <stdlib.h>

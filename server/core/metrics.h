@@ -3,7 +3,7 @@
 #ifndef ROASTERY_METRICS_H
 #define ROASTERY_METRICS_H
 
-#include "util.h"
+#include "lib/util.h"
 
 /* Counts one request; route is a template (borrowed, must be static). */
 void metrics_observe_request(const char *method, const char *route, int status,

@@ -1,8 +1,8 @@
 /* Publishes dataset versions to the Azure ML workspace. */
-#include "azure_data.h"
-#include "azure_exec.h"
-#include "azureml.h"
-#include "util.h"
+#include "datasets/azure_publish.h"
+#include "exec/azure_exec.h"
+#include "azure/azureml.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
 #ifndef ROASTERY_AZURE_DATA_H
 #define ROASTERY_AZURE_DATA_H
 
-#include "ops.h"
+#include "ops/ops.h"
 
 /* "azureml:<project>-<dataset>:<number>", what a job input names. new: free(). */
 char *azure_data_asset_id(const char *project, const char *dataset, const char *number);

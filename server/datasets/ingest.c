@@ -1,9 +1,9 @@
 /* Ties csv -> sales -> profile together for one dataset version and keeps the
  * outcome: counts, the first errors, the quarantine of bad rows as sent. */
-#include "ingest.h"
-#include "csv.h"
-#include "sales.h"
-#include "util.h"
+#include "datasets/ingest.h"
+#include "lib/csv.h"
+#include "datasets/sales.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
 #ifndef ROASTERY_INGEST_H
 #define ROASTERY_INGEST_H
 
-#include "profile.h"
+#include "datasets/profile.h"
 
 #include <jansson.h>
 #include <stddef.h>

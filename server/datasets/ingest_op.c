@@ -1,16 +1,16 @@
 /* dataset.ingest. Two idempotent steps: "ingest" streams raw -> canonical
  * (+ quarantine) into deterministic keys, so a retry after a crash rewrites
  * the same files; "record" stores the results in one transaction. */
-#include "dataset_ingest.h"
-#include "actuals_load.h"
-#include "azure_data.h"
-#include "db.h"
-#include "ingest.h"
-#include "profile.h"
-#include "retrain.h"
-#include "log.h"
-#include "ops.h"
-#include "util.h"
+#include "datasets/ingest_op.h"
+#include "forecasts/actuals_load.h"
+#include "datasets/azure_publish.h"
+#include "db/db.h"
+#include "datasets/ingest.h"
+#include "datasets/profile.h"
+#include "retraining/retrain.h"
+#include "core/log.h"
+#include "ops/ops.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
 #ifndef ROASTERY_DATASET_INGEST_H
 #define ROASTERY_DATASET_INGEST_H
 
-#include "artifacts.h"
+#include "artifacts/artifacts.h"
 
 /* Registers the operation kind; store is borrowed and must outlive workers. */
 void dataset_ingest_register(artifact_store *store);

@@ -2,7 +2,7 @@
  * open-addressing tables (insertion-ordered entry arrays, so output order
  * never depends on the hash seed); quantiles come from all values up to a
  * bound and from a deterministic reservoir sample beyond it. */
-#include "profile.h"
+#include "datasets/profile.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
 #ifndef ROASTERY_PROFILE_H
 #define ROASTERY_PROFILE_H
 
-#include "sales.h"
+#include "datasets/sales.h"
 
 #include <jansson.h>
 #include <stddef.h>

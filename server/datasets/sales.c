@@ -1,7 +1,7 @@
 /* The "sales" schema: header aliases, row rules and the canonical CSV line.
  * Money is parsed into integer cents (never through floating point) so that
  * totals compare exactly. */
-#include "sales.h"
+#include "datasets/sales.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -4,8 +4,8 @@
 #ifndef ROASTERY_SALES_H
 #define ROASTERY_SALES_H
 
-#include "csv.h"
-#include "util.h"
+#include "lib/csv.h"
+#include "lib/util.h"
 
 #include <jansson.h>
 #include <stddef.h>

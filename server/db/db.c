@@ -1,9 +1,9 @@
 /* Connection pool. Slots hold at most one PGconn each; a slot with no
  * connection is filled on acquire, which is how the pool reconnects after
  * the database comes back. */
-#include "db.h"
-#include "log.h"
-#include "util.h"
+#include "db/db.h"
+#include "core/log.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <pthread.h>

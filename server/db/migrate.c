@@ -1,10 +1,10 @@
 /* Migration runner. The advisory lock serialises replicas that start at
  * once; the checksum table makes an edited, already applied file an error
  * instead of silent drift. */
-#include "migrate.h"
-#include "db.h"
-#include "log.h"
-#include "util.h"
+#include "db/migrate.h"
+#include "db/db.h"
+#include "core/log.h"
+#include "lib/util.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>

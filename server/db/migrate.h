@@ -7,7 +7,7 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
-#include "embedded.h"
+#include "core/embedded.h"
 
 /* Applies every pending migration of files (count entries) on conn.
  * RST_OK, or RST_ECONFLICT when an applied migration's file changed

@@ -1,9 +1,9 @@
 /* Embedded PostgreSQL: initdb (once) and run a private postmaster as a direct
  * child, Unix socket only, in <data_dir>/pg; recover from a crash that left
  * stale lock files behind; fast shutdown on stop. */
-#include "pgembed.h"
-#include "log.h"
-#include "util.h"
+#include "db/pgembed.h"
+#include "core/log.h"
+#include "lib/util.h"
 
 #include <dirent.h>
 #include <errno.h>

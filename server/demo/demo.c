@@ -1,9 +1,9 @@
 /* The GloboJava demo seeding, over HTTP against our own API. */
-#include "demo.h"
-#include "auth.h"
-#include "log.h"
-#include "salesgen.h"
-#include "util.h"
+#include "demo/demo.h"
+#include "identity/auth.h"
+#include "core/log.h"
+#include "demo/salesgen.h"
+#include "lib/util.h"
 
 #include <curl/curl.h>
 #include <errno.h>

@@ -5,8 +5,8 @@
 #ifndef ROASTERY_DEMO_H
 #define ROASTERY_DEMO_H
 
-#include "config.h"
-#include "devissuer.h"
+#include "core/config.h"
+#include "identity/devissuer.h"
 
 #include <signal.h>
 

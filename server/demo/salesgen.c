@@ -3,9 +3,9 @@
  * a shorter date range or fewer stores/products gives a slice of the larger
  * output, and memory never depends on the date range. See
  * docs/generative-model.md for the model and its parameters. */
-#include "salesgen.h"
+#include "demo/salesgen.h"
 
-#include "util.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <stdarg.h>

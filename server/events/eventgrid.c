@@ -1,8 +1,8 @@
 /* Event Grid deliveries, checked field by field before anything acts on them, so a
  * malformed delivery is refused whole (400: Event Grid dead-letters it rather than retrying
  * a request that can never succeed). */
-#include "eventgrid.h"
-#include "util.h"
+#include "events/eventgrid.h"
+#include "lib/util.h"
 
 #include <ctype.h>
 #include <openssl/crypto.h>

@@ -3,11 +3,11 @@
  * Deliveries keep their own retry schedule (ROASTERY_WEBHOOK_RETRY_BASE_MS, doubling, with
  * jitter, capped at an hour, ROASTERY_WEBHOOK_MAX_ATTEMPTS attempts): receivers are down for
  * minutes, not the seconds the engine's retries of internal steps are tuned for. */
-#include "webhooks.h"
-#include "db.h"
-#include "log.h"
-#include "ops.h"
-#include "util.h"
+#include "events/webhooks.h"
+#include "db/db.h"
+#include "core/log.h"
+#include "ops/ops.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "config.h"
+#include "core/config.h"
 
 enum {
     WEBHOOKS_SECRET_MAX = 64, /* "whsec_" + 48 hex + NUL fits */

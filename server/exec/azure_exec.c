@@ -1,8 +1,8 @@
 /* The shared Azure ML client, steps and datastore copies of the executors. */
-#include "azure_exec.h"
-#include "azureml.h"
-#include "log.h"
-#include "util.h"
+#include "exec/azure_exec.h"
+#include "azure/azureml.h"
+#include "core/log.h"
+#include "lib/util.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -5,10 +5,10 @@
 #ifndef ROASTERY_AZURE_EXEC_H
 #define ROASTERY_AZURE_EXEC_H
 
-#include "arm.h"
-#include "artifacts.h"
-#include "config.h"
-#include "ops.h"
+#include "azure/arm.h"
+#include "artifacts/artifacts.h"
+#include "core/config.h"
+#include "ops/ops.h"
 
 /* Creates the shared client from c (no I/O). A configuration the azure
  * executor cannot use is logged and remembered: live steps then fail with

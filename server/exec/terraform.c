@@ -1,7 +1,7 @@
 /* Runs the terraform CLI from a worker thread: posix_spawn into its own
  * process group, both output pipes read with poll() under a deadline, and a
  * TERM-then-KILL of the whole group when the deadline passes. */
-#include "terraform.h"
+#include "exec/terraform.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "core/log.h"
 
 #define TF_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 #define TF_ELLIPSIS "\xe2\x80\xa6" /* "…" */

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "util.h"
+#include "lib/util.h"
 
 /* After the deadline the child's process group gets SIGTERM, then SIGKILL this many seconds
  * later if its leader has not exited (terraform needs the time to release its state lock). */

@@ -1,10 +1,10 @@
 /* accuracy.refresh: weekly WAPE, bias and interval coverage of what was served. */
-#include "accuracy.h"
-#include "db.h"
-#include "log.h"
-#include "ops.h"
-#include "retrain.h"
-#include "util.h"
+#include "forecasts/accuracy.h"
+#include "db/db.h"
+#include "core/log.h"
+#include "ops/ops.h"
+#include "retraining/retrain.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,9 +1,9 @@
 /* daily.csv (date,store_id,product,quantity,total,rows) into actuals, in batches. */
-#include "actuals_load.h"
-#include "accuracy.h"
-#include "db.h"
-#include "forecast_cache.h"
-#include "util.h"
+#include "forecasts/actuals_load.h"
+#include "forecasts/accuracy.h"
+#include "db/db.h"
+#include "forecasts/forecast_cache.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
 #ifndef ROASTERY_ACTUALS_LOAD_H
 #define ROASTERY_ACTUALS_LOAD_H
 
-#include "artifacts.h"
+#include "artifacts/artifacts.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>

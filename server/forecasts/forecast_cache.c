@@ -1,6 +1,6 @@
 /* A small hash map of rendered forecast answers under a read-write lock. */
-#include "forecast_cache.h"
-#include "util.h"
+#include "forecasts/forecast_cache.h"
+#include "lib/util.h"
 
 #include <openssl/evp.h>
 #include <pthread.h>

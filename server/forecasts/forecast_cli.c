@@ -1,13 +1,13 @@
 /* roastery forecast: arguments, the inputs (history, model, promotions,
  * weather outlook), the buffered CSV writer (a file published by rename, or
  * stdout for a pipe into COPY) and the events. The work is forecast_gen's. */
-#include "forecast_cli.h"
+#include "forecasts/forecast_cli.h"
 
-#include "forecast_gen.h"
-#include "run_limits.h"
-#include "sales.h"
-#include "train_data.h"
-#include "util.h"
+#include "forecasts/forecast_gen.h"
+#include "trainer/train_params.h"
+#include "datasets/sales.h"
+#include "trainer/train_data.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

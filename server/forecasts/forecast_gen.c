@@ -3,16 +3,16 @@
  * known) and extended with the known future inputs, then the trainer's
  * feature matrix, XGBoost prediction (or baseline rule) and calibrated
  * intervals are computed block by block of series, so memory stays bounded. */
-#include "forecast_gen.h"
+#include "forecasts/forecast_gen.h"
 
-#include "csv.h"
-#include "run_limits.h"
-#include "sales.h"
-#include "salesgen.h"
-#include "train_baselines.h"
-#include "train_features.h"
-#include "train_intervals.h"
-#include "train_xgb.h"
+#include "lib/csv.h"
+#include "trainer/train_params.h"
+#include "datasets/sales.h"
+#include "demo/salesgen.h"
+#include "trainer/train_baselines.h"
+#include "trainer/train_features.h"
+#include "trainer/train_intervals.h"
+#include "trainer/train_xgb.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -7,9 +7,9 @@
 #ifndef ROASTERY_FORECAST_GEN_H
 #define ROASTERY_FORECAST_GEN_H
 
-#include "sales.h"
-#include "train_data.h"
-#include "util.h"
+#include "datasets/sales.h"
+#include "trainer/train_data.h"
+#include "lib/util.h"
 
 #include <signal.h>
 #include <stddef.h>

@@ -1,12 +1,12 @@
 /* forecast.generate: resolve, generate into a partition, switch, prune. */
-#include "forecast_ops.h"
-#include "db.h"
-#include "forecast_cache.h"
-#include "log.h"
-#include "metrics.h"
-#include "ops.h"
-#include "util.h"
-#include "webhooks.h"
+#include "forecasts/forecast_ops.h"
+#include "db/db.h"
+#include "forecasts/forecast_cache.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "ops/ops.h"
+#include "lib/util.h"
+#include "events/webhooks.h"
 
 #include <errno.h>
 #include <fcntl.h>

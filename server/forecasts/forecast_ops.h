@@ -9,8 +9,8 @@
 #ifndef ROASTERY_FORECAST_OPS_H
 #define ROASTERY_FORECAST_OPS_H
 
-#include "artifacts.h"
-#include "config.h"
+#include "artifacts/artifacts.h"
+#include "core/config.h"
 
 #include <libpq-fe.h>
 

@@ -2,8 +2,8 @@
 #ifndef ROASTERY_APP_H
 #define ROASTERY_APP_H
 
-#include "config.h"
-#include "db.h"
+#include "core/config.h"
+#include "db/db.h"
 
 typedef struct access_guard access_guard;
 typedef struct devissuer devissuer;

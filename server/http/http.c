@@ -1,10 +1,10 @@
 /* CivetWeb glue. One catch-all CivetWeb handler routes every request through
  * our own table, so 404/405, problem+json, request ids, the access log and
  * the metrics are handled in one place for every route. */
-#include "http.h"
-#include "log.h"
-#include "metrics.h"
-#include "util.h"
+#include "http/http.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "lib/util.h"
 
 #include <civetweb.h>
 #include <ctype.h>

@@ -1,10 +1,10 @@
 /* The browser portal's files and its /config.json. The app is built by npm
  * and esbuild (static/) into the build tree; this module only reads what
  * the build wrote, so a server without a built portal still serves the API. */
-#include "portal.h"
-#include "app.h"
-#include "log.h"
-#include "util.h"
+#include "http/portal.h"
+#include "http/app.h"
+#include "core/log.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -7,8 +7,8 @@
 
 #include <stddef.h>
 
-#include "config.h"
-#include "http.h"
+#include "core/config.h"
+#include "http/http.h"
 
 /* GET / and every client route of the app: index.html, revalidated on
  * every load (no-cache), with a Content-Security-Policy. 404 problem when

@@ -1,6 +1,6 @@
 /* Request body validation helpers. */
-#include "validate.h"
-#include "util.h"
+#include "http/validate.h"
+#include "lib/util.h"
 
 #include <ctype.h>
 #include <math.h>

@@ -6,7 +6,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "http.h"
+#include "http/http.h"
 
 typedef struct {
     json_t *errors; /* array of {field, reason} */

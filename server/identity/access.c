@@ -1,10 +1,10 @@
 /* Request guard. Order matters: the token first (nothing else is trusted
  * before it), then the rate limit (cheap, in memory), then the database. */
-#include "access.h"
-#include "app.h"
-#include "log.h"
-#include "metrics.h"
-#include "util.h"
+#include "identity/access.h"
+#include "http/app.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "lib/util.h"
 
 #include <math.h>
 #include <openssl/evp.h>

@@ -6,10 +6,10 @@
 
 #include <libpq-fe.h>
 
-#include "auth.h"
-#include "config.h"
-#include "db.h"
-#include "http.h"
+#include "identity/auth.h"
+#include "core/config.h"
+#include "db/db.h"
+#include "http/http.h"
 
 typedef struct access_guard access_guard;
 

@@ -3,7 +3,7 @@
  * never from the token (libjwt 1.10.2 trusts the token's alg and refuses
  * typ values other than JWT). Verified tokens are remembered by SHA-256 until
  * their exp so repeated requests skip the RSA operation. */
-#include "auth.h"
+#include "identity/auth.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -16,9 +16,9 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
-#include "jwks.h"
-#include "log.h"
-#include "util.h"
+#include "identity/jwks.h"
+#include "core/log.h"
+#include "lib/util.h"
 
 enum {
     CACHE_BUCKETS = 2 * AUTH_CACHE_ENTRIES,

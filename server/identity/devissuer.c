@@ -1,7 +1,7 @@
 /* The dev issuer: a local stand-in for Azure AD so the demo and development
  * need no tenant. It signs with its own RSA key; the verifier trusts it only
  * because ROASTERY_AUTH=dev points the JWKS URL at this key's jwks.json. */
-#include "devissuer.h"
+#include "identity/devissuer.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -21,10 +21,10 @@
 #include <openssl/rsa.h>
 #include <openssl/sha.h>
 
-#include "auth.h"
-#include "jwks.h"
-#include "log.h"
-#include "util.h"
+#include "identity/auth.h"
+#include "identity/jwks.h"
+#include "core/log.h"
+#include "lib/util.h"
 
 enum { KEY_BITS = 2048, USER_MAX = 128 };
 

@@ -1,7 +1,7 @@
 /* JWKS key cache: fetches the identity provider's signing keys with libcurl,
  * keeps the RSA ones by kid, and refetches on an unknown kid (key rollover) at
  * most once per interval, so a flood of bad kids cannot hammer the provider. */
-#include "jwks.h"
+#include "identity/jwks.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -14,9 +14,9 @@
 #include <openssl/core_names.h>
 #include <openssl/param_build.h>
 
-#include "log.h"
-#include "metrics.h"
-#include "util.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "lib/util.h"
 
 enum {
     KID_MAX = 256,

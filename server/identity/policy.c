@@ -1,8 +1,8 @@
 /* Access policy. Roles come from the token; project membership and store
  * assignments from the platform's own tables, never from the request. */
-#include "policy.h"
-#include "db.h"
-#include "util.h"
+#include "identity/policy.h"
+#include "db/db.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -6,7 +6,7 @@
 
 #include <libpq-fe.h>
 
-#include "access.h"
+#include "identity/access.h"
 
 typedef enum {
     POLICY_ALLOW = 0,

@@ -1,8 +1,8 @@
 /* Cron expressions and time zones for the retraining scheduler. The zone
  * data comes from TZif files (RFC 8536): transitions as 64-bit UTC instants,
  * then the POSIX TZ rule for everything after the last one. */
-#include "cron.h"
-#include "util.h"
+#include "lib/cron.h"
+#include "lib/util.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -2,8 +2,8 @@
  * (no call per byte), quoted runs likewise; bytes are copied into one record
  * buffer in spans. UTF-8 is validated on the way; only non-ASCII bytes leave
  * the fast loop. */
-#include "csv.h"
-#include "util.h"
+#include "lib/csv.h"
+#include "lib/util.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* Small shared helpers used by every module. */
-#include "util.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 /* Boosters by model version, loaded on first use. */
-#include "model_cache.h"
-#include "log.h"
-#include "util.h"
+#include "models/model_cache.h"
+#include "core/log.h"
+#include "lib/util.h"
 
 #include <math.h>
 #include <pthread.h>

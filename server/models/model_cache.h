@@ -5,7 +5,7 @@
 #ifndef ROASTERY_MODEL_CACHE_H
 #define ROASTERY_MODEL_CACHE_H
 
-#include "artifacts.h"
+#include "artifacts/artifacts.h"
 
 #include <jansson.h>
 #include <stddef.h>

@@ -1,16 +1,16 @@
 /* promotion.evaluate and promotion.deploy. */
 #define _XOPEN_SOURCE 700
-#include "promotion_ops.h"
-#include "arm.h"
-#include "azure_exec.h"
-#include "azureml.h"
-#include "forecast_ops.h"
-#include "db.h"
-#include "log.h"
-#include "ops.h"
-#include "webhooks.h"
-#include "terraform.h"
-#include "util.h"
+#include "models/promotion_ops.h"
+#include "azure/arm.h"
+#include "exec/azure_exec.h"
+#include "azure/azureml.h"
+#include "forecasts/forecast_ops.h"
+#include "db/db.h"
+#include "core/log.h"
+#include "ops/ops.h"
+#include "events/webhooks.h"
+#include "exec/terraform.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <math.h>

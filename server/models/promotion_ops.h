@@ -6,8 +6,8 @@
 #ifndef ROASTERY_PROMOTION_OPS_H
 #define ROASTERY_PROMOTION_OPS_H
 
-#include "artifacts.h"
-#include "config.h"
+#include "artifacts/artifacts.h"
+#include "core/config.h"
 
 /* Registers both kinds. Pointers borrowed; they must outlive the workers. */
 void promotion_ops_register(const config *cfg, artifact_store *store);

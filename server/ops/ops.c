@@ -2,10 +2,10 @@
  * block each other; every state change after the claim is fenced on the
  * lease owner, so a worker that lost its lease cannot overwrite the work of
  * the one that took over. */
-#include "ops.h"
-#include "db.h"
-#include "log.h"
-#include "util.h"
+#include "ops/ops.h"
+#include "db/db.h"
+#include "core/log.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,13 +1,13 @@
 /* Worker pool. A notification only says "look now"; workers always re-query,
  * so a lost NOTIFY costs at most one poll interval. */
-#include "worker.h"
+#include "ops/worker.h"
 #include "api.h"
-#include "app.h"
-#include "db.h"
-#include "http.h"
-#include "log.h"
-#include "ops.h"
-#include "util.h"
+#include "http/app.h"
+#include "db/db.h"
+#include "http/http.h"
+#include "core/log.h"
+#include "ops/ops.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <poll.h>

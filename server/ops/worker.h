@@ -5,7 +5,7 @@
 #ifndef ROASTERY_WORKER_H
 #define ROASTERY_WORKER_H
 
-#include "config.h"
+#include "core/config.h"
 
 typedef struct worker_pool worker_pool;
 

@@ -1,10 +1,10 @@
 /* Drift between two dataset versions (see drift.h). Everything a pass keeps
  * is bounded: a fixed reservoir per numeric feature, fixed category arrays,
  * and capped maps of stores, products and series. */
-#include "drift.h"
-#include "csv.h"
-#include "sales.h"
-#include "util.h"
+#include "retraining/drift.h"
+#include "lib/csv.h"
+#include "datasets/sales.h"
+#include "lib/util.h"
 
 #include <math.h>
 #include <stdio.h>

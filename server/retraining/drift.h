@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "artifacts.h"
+#include "artifacts/artifacts.h"
 
 #define DRIFT_DEFAULT_PSI_THRESHOLD 0.2
 #define DRIFT_DEFAULT_SHIFT_THRESHOLD 0.25

@@ -2,16 +2,16 @@
  * drift.check, retrain.start and retrain.finish operations (see retrain.h).
  * Every step that writes is idempotent: the retraining row, locked, says what
  * was already done, and unique constraints catch the rest. */
-#include "retrain.h"
-#include "cron.h"
-#include "db.h"
-#include "drift.h"
-#include "log.h"
-#include "ops.h"
-#include "run_request.h"
-#include "sales.h"
-#include "util.h"
-#include "webhooks.h"
+#include "retraining/retrain.h"
+#include "lib/cron.h"
+#include "db/db.h"
+#include "retraining/drift.h"
+#include "core/log.h"
+#include "ops/ops.h"
+#include "runs/run_request.h"
+#include "datasets/sales.h"
+#include "lib/util.h"
+#include "events/webhooks.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "artifacts.h"
+#include "artifacts/artifacts.h"
 
 /* Registers drift.check, retrain.start, retrain.finish and the scheduler.
  * store is borrowed and must outlive the workers. */

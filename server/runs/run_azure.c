@@ -1,13 +1,13 @@
 /* run.train on Azure ML compute: publish, submit, wait, fetch, store. */
-#include "run_azure.h"
-#include "azure_data.h"
-#include "azure_exec.h"
-#include "azureml.h"
-#include "db.h"
-#include "log.h"
-#include "run_exec.h"
-#include "util.h"
-#include "webhooks.h"
+#include "runs/run_azure.h"
+#include "datasets/azure_publish.h"
+#include "exec/azure_exec.h"
+#include "azure/azureml.h"
+#include "db/db.h"
+#include "core/log.h"
+#include "runs/run_local.h"
+#include "lib/util.h"
+#include "events/webhooks.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -9,8 +9,8 @@
 #ifndef ROASTERY_RUN_AZURE_H
 #define ROASTERY_RUN_AZURE_H
 
-#include "config.h"
-#include "ops.h"
+#include "core/config.h"
+#include "ops/ops.h"
 
 /* The Azure ML job name of a run: "roastery-run-<uuid>". */
 #define RUN_AZURE_JOB_PREFIX "roastery-run-"

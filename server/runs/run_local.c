@@ -1,12 +1,12 @@
 /* run.train: prepare (slot + input), train (the child process), store. */
 #define _XOPEN_SOURCE 700
-#include "run_exec.h"
-#include "run_azure.h"
-#include "db.h"
-#include "log.h"
-#include "ops.h"
-#include "webhooks.h"
-#include "util.h"
+#include "runs/run_local.h"
+#include "runs/run_azure.h"
+#include "db/db.h"
+#include "core/log.h"
+#include "ops/ops.h"
+#include "events/webhooks.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

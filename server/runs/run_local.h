@@ -8,9 +8,9 @@
 #ifndef ROASTERY_RUN_EXEC_H
 #define ROASTERY_RUN_EXEC_H
 
-#include "artifacts.h"
-#include "config.h"
-#include "ops.h"
+#include "artifacts/artifacts.h"
+#include "core/config.h"
+#include "ops/ops.h"
 
 /* Seconds between SIGTERM and SIGKILL when a run is canceled. */
 #define RUN_EXEC_KILL_GRACE_SECONDS 10

@@ -1,9 +1,9 @@
 /* Run creation, shared by the runs API and retraining (see run_request.h). */
-#include "run_request.h"
-#include "db.h"
-#include "ops.h"
-#include "run_limits.h"
-#include "util.h"
+#include "runs/run_request.h"
+#include "db/db.h"
+#include "ops/ops.h"
+#include "trainer/train_params.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* Seasonal-naive and moving-average forecasts. */
-#include "train_baselines.h"
+#include "trainer/train_baselines.h"
 
 #include <math.h>
 

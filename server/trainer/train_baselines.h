@@ -3,7 +3,7 @@
 #ifndef ROASTERY_TRAIN_BASELINES_H
 #define ROASTERY_TRAIN_BASELINES_H
 
-#include "train_data.h"
+#include "trainer/train_data.h"
 
 #include <stddef.h>
 #include <stdint.h>

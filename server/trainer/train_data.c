@@ -2,12 +2,12 @@
  * file and keeps each row as a 20-byte record; the dense arrays are sized once
  * the date range is known, then filled and completed (prices carried, store
  * and city fallbacks, the holiday calendar). */
-#include "train_data.h"
+#include "trainer/train_data.h"
 
-#include "csv.h"
-#include "sales.h"
-#include "salesgen.h"
-#include "util.h"
+#include "lib/csv.h"
+#include "datasets/sales.h"
+#include "demo/salesgen.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,10 +2,10 @@
  * (windows in O(1)) and small selections (medians); series are split between
  * threads, each writing its own rows of the matrix, so the result does not
  * depend on the thread count. */
-#include "train_features.h"
+#include "trainer/train_features.h"
 
-#include "sales.h"
-#include "util.h"
+#include "datasets/sales.h"
+#include "lib/util.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -6,7 +6,7 @@
 #ifndef ROASTERY_TRAIN_FEATURES_H
 #define ROASTERY_TRAIN_FEATURES_H
 
-#include "train_data.h"
+#include "trainer/train_data.h"
 
 #include <jansson.h>
 #include <signal.h>

@@ -1,8 +1,8 @@
 /* Interval calibration. Quantiles use linear interpolation between order
  * statistics (numpy's default), so a reference in Python gets the same bounds. */
-#include "train_intervals.h"
+#include "trainer/train_intervals.h"
 
-#include "util.h"
+#include "lib/util.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* Accuracy sums. */
-#include "train_metrics.h"
+#include "trainer/train_metrics.h"
 
 #include <math.h>
 

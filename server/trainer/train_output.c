@@ -1,7 +1,7 @@
 /* Atomic outputs: temporary files, fsync, then renames. */
-#include "train_output.h"
+#include "trainer/train_output.h"
 
-#include "util.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* The request-time rules of training runs. */
-#include "run_limits.h"
+#include "trainer/train_params.h"
 
 #include <math.h>
 #include <stdio.h>

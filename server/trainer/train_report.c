@@ -1,7 +1,7 @@
 /* JSON-lines events, per-phase time and peak memory. */
-#include "train_report.h"
+#include "trainer/train_report.h"
 
-#include "util.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

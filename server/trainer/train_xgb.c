@@ -2,10 +2,10 @@
  * (one batch through the callback interface): XGBoost keeps only the
  * quantised bins, not a second copy of the floats. Validation and prediction
  * use plain DMatrix objects. */
-#include "train_xgb.h"
+#include "trainer/train_xgb.h"
 
-#include "run_limits.h"
-#include "util.h"
+#include "trainer/train_params.h"
+#include "lib/util.h"
 
 #include <math.h>
 #include <stdio.h>

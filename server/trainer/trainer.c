@@ -2,19 +2,19 @@
  * write), rolling origins, the baselines beside the model, the outputs and
  * the exit statuses. The pieces live in train_data, train_features,
  * train_xgb, train_baselines, train_metrics and train_report. */
-#include "trainer.h"
+#include "trainer/trainer.h"
 
-#include "run_limits.h"
-#include "sales.h"
-#include "train_baselines.h"
-#include "train_data.h"
-#include "train_features.h"
-#include "train_intervals.h"
-#include "train_metrics.h"
-#include "train_output.h"
-#include "train_report.h"
-#include "train_xgb.h"
-#include "util.h"
+#include "trainer/train_params.h"
+#include "datasets/sales.h"
+#include "trainer/train_baselines.h"
+#include "trainer/train_data.h"
+#include "trainer/train_features.h"
+#include "trainer/train_intervals.h"
+#include "trainer/train_metrics.h"
+#include "trainer/train_output.h"
+#include "trainer/train_report.h"
+#include "trainer/train_xgb.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <math.h>

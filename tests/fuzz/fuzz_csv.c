@@ -8,8 +8,8 @@
  * chunks gives the same records and the same error; every record's raw text,
  * parsed on its own, gives the same fields; fields are NUL-terminated. The
  * first two bytes pick small limits so the limit paths are reached too. */
-#include "csv.h"
-#include "util.h"
+#include "lib/csv.h"
+#include "lib/util.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -12,8 +12,8 @@
  * besides memory errors: the result JSON always serialises with every key
  * present (no string was dropped for invalid UTF-8); the counts add up; and the
  * canonical output, ingested again, is accepted whole and reproduces itself. */
-#include "ingest.h"
-#include "util.h"
+#include "datasets/ingest.h"
+#include "lib/util.h"
 
 #include <stdint.h>
 #include <stdio.h>

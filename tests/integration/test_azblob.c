@@ -21,7 +21,7 @@
 
 #include <curl/curl.h>
 
-#include "aad_token.h"
+#include "azure/aad_credential.h"
 
 /* Azurite's published development account (not a secret). */
 #define DEV_ACCOUNT "devstoreaccount1"

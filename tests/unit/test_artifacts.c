@@ -17,8 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "artifacts.h"
-#include "util.h"
+#include "artifacts/artifacts.h"
+#include "lib/util.h"
 
 #define MIB ((size_t)1024 * 1024)
 

@@ -21,12 +21,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth.h"
-#include "devissuer.h"
-#include "jwks.h"
-#include "log.h"
-#include "metrics.h"
-#include "util.h"
+#include "identity/auth.h"
+#include "identity/devissuer.h"
+#include "identity/jwks.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "lib/util.h"
 
 #define TENANT "3f2c1a9e-5b7d-4e21-9c0a-1d2e3f4a5b6c"
 #define OTHER_TENANT "99999999-5b7d-4e21-9c0a-1d2e3f4a5b6c"

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "util.h"
+#include "core/config.h"
+#include "lib/util.h"
 
 static void clear_env(void)
 {

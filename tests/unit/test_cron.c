@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cron.h"
-#include "util.h"
+#include "lib/cron.h"
+#include "lib/util.h"
 
 /* "2024-03-10T07:00" (UTC) to Unix seconds. */
 static int64_t at(const char *s)

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "csv.h"
-#include "util.h"
+#include "lib/csv.h"
+#include "lib/util.h"
 
 /* Records rendered as text: "L<line>[<field>|<field>]{raw}\n", bytes escaped. */
 typedef struct {

@@ -14,9 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "drift.h"
-#include "sales.h"
-#include "util.h"
+#include "retraining/drift.h"
+#include "datasets/sales.h"
+#include "lib/util.h"
 
 static void test_psi_known_values(void **state)
 {

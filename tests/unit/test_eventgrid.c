@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eventgrid.h"
-#include "util.h"
-#include "webhooks.h"
+#include "events/eventgrid.h"
+#include "lib/util.h"
+#include "events/webhooks.h"
 
 /* Microsoft's published shapes, trimmed. */
 static const char VALIDATION[] =

@@ -22,16 +22,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "forecast_cli.h"
-#include "forecast_gen.h"
-#include "sales.h"
-#include "salesgen.h"
-#include "train_data.h"
-#include "train_report.h"
-#include "train_features.h"
-#include "train_xgb.h"
-#include "trainer.h"
-#include "util.h"
+#include "forecasts/forecast_cli.h"
+#include "forecasts/forecast_gen.h"
+#include "datasets/sales.h"
+#include "demo/salesgen.h"
+#include "trainer/train_data.h"
+#include "trainer/train_report.h"
+#include "trainer/train_features.h"
+#include "trainer/train_xgb.h"
+#include "trainer/trainer.h"
+#include "lib/util.h"
 
 static char tmp[64];
 static char *csv, *short_csv, *model_xgb, *model_ma, *model_sn, *out_path, *err_path;

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "http.h"
+#include "http/http.h"
 
 static void h(http_req *req)
 {

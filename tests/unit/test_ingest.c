@@ -11,8 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "ingest.h"
-#include "util.h"
+#include "datasets/ingest.h"
+#include "lib/util.h"
 
 #ifndef SHARED_DIR
 #define SHARED_DIR "/work/shared"

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "ops.h"
+#include "ops/ops.h"
 
 static void test_backoff_doubles_caps_and_jitters(void **state)
 {

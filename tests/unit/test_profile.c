@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "profile.h"
-#include "sales.h"
-#include "util.h"
+#include "datasets/profile.h"
+#include "datasets/sales.h"
+#include "lib/util.h"
 
 static sales_row row(const char *date, const char *store, const char *city, const char *product,
                      sales_category cat, int64_t qty, int64_t price_cents)

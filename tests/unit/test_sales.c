@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "csv.h"
-#include "sales.h"
-#include "util.h"
+#include "lib/csv.h"
+#include "datasets/sales.h"
+#include "lib/util.h"
 
 #ifndef SHARED_DIR
 #define SHARED_DIR "/work/shared"

@@ -14,10 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "csv.h"
-#include "sales.h"
-#include "salesgen.h"
-#include "util.h"
+#include "lib/csv.h"
+#include "datasets/sales.h"
+#include "demo/salesgen.h"
+#include "lib/util.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1

@@ -23,8 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "terraform.h"
-#include "util.h"
+#include "exec/terraform.h"
+#include "lib/util.h"
 
 #define ELLIPSIS "\xe2\x80\xa6"
 

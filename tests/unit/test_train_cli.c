@@ -18,11 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "salesgen.h"
-#include "train_data.h"
-#include "train_report.h"
-#include "trainer.h"
-#include "util.h"
+#include "demo/salesgen.h"
+#include "trainer/train_data.h"
+#include "trainer/train_report.h"
+#include "trainer/trainer.h"
+#include "lib/util.h"
 
 static char tmp[64];
 static char *csv, *short_csv, *events_path;

@@ -10,9 +10,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "sales.h"
-#include "train_data.h"
-#include "util.h"
+#include "datasets/sales.h"
+#include "trainer/train_data.h"
+#include "lib/util.h"
 
 #define HEADER SALES_CANONICAL_HEADER "\n"
 

@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "salesgen.h"
-#include "train_baselines.h"
-#include "train_data.h"
-#include "train_features.h"
-#include "util.h"
+#include "demo/salesgen.h"
+#include "trainer/train_baselines.h"
+#include "trainer/train_data.h"
+#include "trainer/train_features.h"
+#include "lib/util.h"
 
 static int to_buf(void *arg, const char *data, size_t len)
 {

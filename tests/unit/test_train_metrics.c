@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "train_intervals.h"
-#include "train_metrics.h"
-#include "util.h"
+#include "trainer/train_intervals.h"
+#include "trainer/train_metrics.h"
+#include "lib/util.h"
 
 static double num(json_t *o, const char *k)
 {

@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "util.h"
+#include "lib/util.h"
 
 static void test_buffer_limit(void **state)
 {
