@@ -153,7 +153,7 @@ static int open_artifacts(runtime *rt)
         fprintf(stderr, "roastery: ROASTERY_ARTIFACTS=%s: %s\n", url, err);
     else {
         azure_exec_init(&rt->cfg, rt->artifacts);
-        dataset_ingest_register(rt->artifacts);
+        ingest_op_register(rt->artifacts);
         run_exec_register(&rt->cfg, rt->artifacts);
         promotion_ops_register(&rt->cfg, rt->artifacts);
         forecast_ops_register(&rt->cfg, rt->artifacts);
@@ -192,7 +192,7 @@ static int run_migrations(runtime *rt)
 static void shutdown_runtime(runtime *rt)
 {
     azure_exec_shutdown();
-    aad_default_set(NULL);
+    aad_credential_default_set(NULL);
     forecast_cache_free();
     artifacts_close(rt->artifacts);
     pgembed_stop(rt->pg);
@@ -487,7 +487,7 @@ int main(int argc, char **argv)
     webhooks_register(&rt.cfg);
     json_object_seed(0);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    aad_default_configure(&rt.cfg); /* the Blob client's Entra ID credential */
+    aad_credential_default_configure(&rt.cfg); /* the Blob client's Entra ID credential */
     sigset_t set;
     block_signals(&set);
 

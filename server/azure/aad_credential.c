@@ -34,7 +34,7 @@ struct aad_credential {
     char *token_url;
 };
 
-struct aad_token_cache {
+struct aad_credential_cache {
     pthread_mutex_t lock; /* guards token and expiry; held while fetching */
     char *token;
     int64_t expiry; /* monotonic ms after which the token is not used */
@@ -46,7 +46,7 @@ static void set_err(char *err, size_t errlen, const char *msg)
         snprintf(err, errlen, "%s", msg);
 }
 
-void aad_secret_free(char *s)
+void aad_credential_secret_free(char *s)
 {
     if (s) {
         OPENSSL_cleanse(s, strlen(s));
@@ -140,7 +140,7 @@ void aad_credential_free(aad_credential *c)
 {
     if (!c)
         return;
-    aad_secret_free(c->client_secret);
+    aad_credential_secret_free(c->client_secret);
     free(c->authority);
     free(c->tenant);
     free(c->client_id);
@@ -164,7 +164,7 @@ const char *aad_credential_authority(const aad_credential *c)
     return c->authority;
 }
 
-/* The token file's contents without surrounding white space. new: aad_secret_free. */
+/* The token file's contents without surrounding white space. new: aad_credential_secret_free. */
 static int read_assertion(const char *path, char **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -243,11 +243,11 @@ int aad_credential_form(const aad_credential *c, const char *scope, char **form,
     curl_free(cv);
     curl_free(id);
     curl_free(sc);
-    aad_secret_free(assertion);
+    aad_credential_secret_free(assertion);
     return rc;
 }
 
-int aad_token_parse(const char *body, size_t len, char **token, long *expires_in)
+int aad_credential_parse_token(const char *body, size_t len, char **token, long *expires_in)
 {
     *token = NULL;
     *expires_in = 0;
@@ -327,7 +327,7 @@ int aad_credential_request(const aad_credential *c, const char *scope, long time
         return rc;
     CURL *h = curl_easy_init();
     if (!h) {
-        aad_secret_free(form);
+        aad_credential_secret_free(form);
         return RST_ENOMEM;
     }
     buf_t b;
@@ -361,7 +361,7 @@ int aad_credential_request(const aad_credential *c, const char *scope, long time
         if (cc == CURLE_OK)
             curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
         if (cc == CURLE_OK && status == 200) {
-            rc = aad_token_parse(b.data, b.len, token, expires_in);
+            rc = aad_credential_parse_token(b.data, b.len, token, expires_in);
             if (rc)
                 set_err(err, errlen, "the token endpoint answered without access_token/expires_in");
             break;
@@ -397,36 +397,36 @@ int aad_credential_request(const aad_credential *c, const char *scope, long time
     if (b.data)
         OPENSSL_cleanse(b.data, b.len);
     buf_free(&b);
-    aad_secret_free(form);
+    aad_credential_secret_free(form);
     return rc;
 }
 
 /* ---------------------------------------------------------------- cache */
 
-aad_token_cache *aad_token_cache_new(void)
+aad_credential_cache *aad_credential_cache_new(void)
 {
-    aad_token_cache *c = xcalloc(1, sizeof *c);
+    aad_credential_cache *c = xcalloc(1, sizeof *c);
     pthread_mutex_init(&c->lock, NULL);
     return c;
 }
 
-void aad_token_cache_free(aad_token_cache *c)
+void aad_credential_cache_free(aad_credential_cache *c)
 {
     if (!c)
         return;
-    aad_secret_free(c->token);
+    aad_credential_secret_free(c->token);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
 
-int aad_token_cache_get(aad_token_cache *c, const char *stale, aad_fetch_fn fetch, void *arg,
-                        char **out)
+int aad_credential_cache_get(aad_credential_cache *c, const char *stale,
+                             aad_credential_fetch_fn fetch, void *arg, char **out)
 {
     int rc = RST_OK;
     *out = NULL;
     pthread_mutex_lock(&c->lock);
     if (c->token && stale && !strcmp(stale, c->token)) {
-        aad_secret_free(c->token);
+        aad_credential_secret_free(c->token);
         c->token = NULL;
     }
     if (!c->token || now_ms_monotonic() >= c->expiry) {
@@ -434,7 +434,7 @@ int aad_token_cache_get(aad_token_cache *c, const char *stale, aad_fetch_fn fetc
         long expires_in = 0;
         rc = fetch(arg, &tok, &expires_in);
         if (!rc) {
-            aad_secret_free(c->token);
+            aad_credential_secret_free(c->token);
             c->token = tok;
             int64_t life = (int64_t)expires_in * 1000;
             c->expiry = now_ms_monotonic() +
@@ -452,7 +452,7 @@ int aad_token_cache_get(aad_token_cache *c, const char *stale, aad_fetch_fn fetc
 static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 static aad_credential *default_cred;
 
-void aad_default_set(aad_credential *c)
+void aad_credential_default_set(aad_credential *c)
 {
     pthread_mutex_lock(&default_lock);
     aad_credential *old = default_cred;
@@ -461,7 +461,7 @@ void aad_default_set(aad_credential *c)
     aad_credential_free(old);
 }
 
-aad_credential *aad_default_copy(void)
+aad_credential *aad_credential_default_copy(void)
 {
     pthread_mutex_lock(&default_lock);
     aad_credential *c = aad_credential_copy(default_cred);
@@ -469,9 +469,9 @@ aad_credential *aad_default_copy(void)
     return c;
 }
 
-void aad_default_configure(const config *cfg)
+void aad_credential_default_configure(const config *cfg)
 {
-    aad_default_set(NULL);
+    aad_credential_default_set(NULL);
     int secret = cfg->azure_client_secret && *cfg->azure_client_secret;
     int file = cfg->azure_federated_token_file && *cfg->azure_federated_token_file;
     if (!cfg->azure_tenant_id || !cfg->azure_client_id || (!secret && !file))
@@ -490,5 +490,5 @@ void aad_default_configure(const config *cfg)
     log_fields(LOG_INFO, "azure credential",
                json_pack("{s:s, s:s, s:s}", "kind", aad_credential_kind(c), "authority",
                          c->authority, "client_id", c->client_id));
-    aad_default_set(c);
+    aad_credential_default_set(c);
 }

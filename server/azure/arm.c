@@ -1,7 +1,7 @@
 /* Azure Resource Manager transport: the client-credentials token (by secret or by workload
- * identity's federated token, server/aad_token.c), one request with its retries, the polling of
- * long-running operations, and the record of every exchange. Exchanges run on pooled libcurl
- * easy handles (their connections are reused). */
+ * identity's federated token, server/azure/aad_credential.c), one request with its retries, the
+ * polling of long-running operations, and the record of every exchange. Exchanges run on pooled
+ * libcurl easy handles (their connections are reused). */
 #include "azure/arm.h"
 #include "azure/aad_credential.h"
 
@@ -42,7 +42,7 @@ struct arm_client {
     long timeout_ms, retry_base_ms, max_retry_after_ms, poll_interval_ms;
     int max_retries, max_wait_s, render_only;
 
-    aad_token_cache *tokens;
+    aad_credential_cache *tokens;
 
     pthread_mutex_t pool_lock; /* guards idle */
     CURL *idle[POOL_MAX];
@@ -202,7 +202,7 @@ int arm_client_new(const arm_options *o, arm_client **out, char *err, size_t err
 {
     *out = NULL;
     arm_client *c = xcalloc(1, sizeof *c);
-    c->tokens = aad_token_cache_new();
+    c->tokens = aad_credential_cache_new();
     pthread_mutex_init(&c->pool_lock, NULL);
     int rc = RST_EINVAL;
     const char *endpoint =
@@ -277,7 +277,7 @@ void arm_client_free(arm_client *c)
     for (size_t i = 0; i < c->nidle; i++)
         curl_easy_cleanup(c->idle[i]);
     aad_credential_free(c->cred);
-    aad_token_cache_free(c->tokens);
+    aad_credential_cache_free(c->tokens);
     free(c->endpoint);
     free(c->authority);
     free(c->location);
@@ -672,7 +672,7 @@ static int token_fetch(void *arg, char **token, long *expires_in)
                              out->error));
         goto out;
     }
-    rc = aad_token_parse(x.body.data, x.body.len, token, expires_in);
+    rc = aad_credential_parse_token(x.body.data, x.body.len, token, expires_in);
     if (rc)
         set_error(out, client_error("InvalidTokenResponse",
                                     "the token endpoint answered without access_token/expires_in"));
@@ -681,7 +681,7 @@ out:
         OPENSSL_cleanse(x.body.data, x.body.len);
     json_decref(body);
     buf_free(&x.body);
-    aad_secret_free(form);
+    aad_credential_secret_free(form);
     return rc;
 }
 
@@ -690,7 +690,7 @@ out:
 static int token_get(arm_client *c, arm_result *out, const char *stale, char **tok)
 {
     fetch_arg fa = {.c = c, .out = out};
-    return aad_token_cache_get(c->tokens, stale, token_fetch, &fa, tok);
+    return aad_credential_cache_get(c->tokens, stale, token_fetch, &fa, tok);
 }
 
 /* ---------------------------------------------------------------- one request */

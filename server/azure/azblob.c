@@ -1,8 +1,8 @@
 /* Azure Blob Storage over its REST API, authorized with Shared Key (every request signed with
  * HMAC-SHA256 over the canonical string-to-sign of x-ms-version 2021-08-06) or, for an account
  * given without a key, with an Entra ID bearer token for https://storage.azure.com (the process
- * credential of server/aad_token.c: workload identity or a client secret; bearer tokens need
- * x-ms-version 2017-11-09 or later). Retried on throttling, 5xx and connection errors. */
+ * credential of server/azure/aad_credential.c: workload identity or a client secret; bearer tokens
+ * need x-ms-version 2017-11-09 or later). Retried on throttling, 5xx and connection errors. */
 #include "azure/azblob.h"
 #include "azure/aad_credential.h"
 
@@ -46,7 +46,7 @@ struct azblob {
     unsigned char *key; /* NULL: bearer tokens from cred */
     size_t keylen;
     aad_credential *cred;
-    aad_token_cache *tokens;
+    aad_credential_cache *tokens;
     char *endpoint;            /* scheme://host[:port][/path], no trailing '/' */
     const char *endpoint_path; /* points into endpoint: "" or "/path" */
     char *container;
@@ -478,7 +478,7 @@ int azblob_open(const char *container, const char *conn, azblob **out, char *err
                     "BlobEndpoint must be https://");
             goto out;
         }
-        c->cred = aad_default_copy();
+        c->cred = aad_credential_default_copy();
         if (!c->cred) {
             set_err(err, errlen,
                     "connection string has no AccountKey, and there is no Azure credential for "
@@ -487,7 +487,7 @@ int azblob_open(const char *container, const char *conn, azblob **out, char *err
                     "ROASTERY_AZURE_CLIENT_SECRET");
             goto out;
         }
-        c->tokens = aad_token_cache_new();
+        c->tokens = aad_credential_cache_new();
     }
     *out = c;
     c = NULL;
@@ -517,7 +517,7 @@ void azblob_close(azblob *c)
         OPENSSL_cleanse(c->key, c->keylen);
     free(c->key);
     aad_credential_free(c->cred);
-    aad_token_cache_free(c->tokens);
+    aad_credential_cache_free(c->tokens);
     free(c->account);
     free(c->endpoint);
     free(c->container);
@@ -874,7 +874,7 @@ static int request(azblob *c, const az_req *q, az_resp *r)
         r->attempts = n;
         if (c->cred && !token) {
             blob_fetch_arg fa = {.c = c, .r = r};
-            r->auth_rc = aad_token_cache_get(c->tokens, NULL, blob_token_fetch, &fa, &token);
+            r->auth_rc = aad_credential_cache_get(c->tokens, NULL, blob_token_fetch, &fa, &token);
             if (r->auth_rc)
                 break; /* aad_credential_request retried already */
         }
@@ -884,8 +884,8 @@ static int request(azblob *c, const az_req *q, az_resp *r)
             reauth = 1;
             char *fresh = NULL;
             blob_fetch_arg fa = {.c = c, .r = r};
-            r->auth_rc = aad_token_cache_get(c->tokens, token, blob_token_fetch, &fa, &fresh);
-            aad_secret_free(token);
+            r->auth_rc = aad_credential_cache_get(c->tokens, token, blob_token_fetch, &fa, &fresh);
+            aad_credential_secret_free(token);
             token = fresh;
             if (r->auth_rc)
                 break;
@@ -914,7 +914,7 @@ static int request(azblob *c, const az_req *q, az_resp *r)
         sleep_ms(wait);
     }
     handle_put(c, h);
-    aad_secret_free(token);
+    aad_credential_secret_free(token);
     if (r->auth_rc) {
         metrics_count("roastery_artifact_errors_total", "Azure Blob requests that failed.");
         log_fields(LOG_WARN, "azure blob request not sent",

@@ -25,9 +25,9 @@ typedef struct azblob azblob;
  * or EndpointSuffix; "UseDevelopmentStorage=true" means Azurite's well-known defaults) and checks
  * the container name. With AccountKey requests are signed with Shared Key; without one (e.g.
  * "BlobEndpoint=https://acct.blob.core.windows.net" alone) they carry Entra ID bearer tokens of
- * the process credential (aad_default_copy, taken now), and the endpoint must be https (http
- * only on loopback). Does no I/O. Returns RST_OK, or RST_EINVAL with a reason in err (never the
- * key). container and conn are borrowed. new: caller frees *out with azblob_close. */
+ * the process credential (aad_credential_default_copy, taken now), and the endpoint must be https
+ * (http only on loopback). Does no I/O. Returns RST_OK, or RST_EINVAL with a reason in err (never
+ * the key). container and conn are borrowed. new: caller frees *out with azblob_close. */
 int azblob_open(const char *container, const char *conn, azblob **out, char *err, size_t errlen);
 /* Frees c and wipes the key; NULL-safe. */
 void azblob_close(azblob *c);

@@ -12,7 +12,7 @@ typedef struct {
     char *key; /* the canonical file's artifact key */
 } data_job;
 
-char *azure_data_asset_id(const char *project, const char *dataset, const char *number)
+char *azure_publish_asset_id(const char *project, const char *dataset, const char *number)
 {
     return xasprintf("azureml:%s-%s:%s", project, dataset, number);
 }
@@ -51,8 +51,8 @@ static int data_call(arm_client *arm, void *arg, arm_result *res)
     return rc;
 }
 
-ops_result azure_data_publish(ops_ctx *ctx, const char *project, const char *dataset,
-                              const char *number)
+ops_result azure_publish_version(ops_ctx *ctx, const char *project, const char *dataset,
+                                 const char *number)
 {
     data_job j = {project, dataset, number,
                   xasprintf("projects/%s/datasets/%s/versions/%s/canonical.csv", project, dataset,

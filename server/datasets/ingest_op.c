@@ -398,7 +398,7 @@ static ops_result handle(ops_ctx *ctx)
         r = OPS_RETRY;
     }
     if (r == OPS_DONE && !json_is_true(json_object_get(result, "rejected")))
-        r = azure_data_publish(ctx, v.project, v.dataset, v.number);
+        r = azure_publish_version(ctx, v.project, v.dataset, v.number);
     if (r == OPS_DONE)
         ops_set_output(ctx, json_pack("{s:s, s:O?}", "version_id", id, "rows_accepted",
                                       json_object_get(result, "rows_accepted")));
@@ -411,7 +411,7 @@ static ops_result handle(ops_ctx *ctx)
     return r;
 }
 
-void dataset_ingest_register(artifact_store *s)
+void ingest_op_register(artifact_store *s)
 {
     store = s;
     ops_register("dataset.ingest", handle);

@@ -2,12 +2,12 @@
  * artifact store, validates and normalises them, stores the canonical and
  * quarantine files and the profile, and marks the version ready or
  * rejected. */
-#ifndef ROASTERY_DATASET_INGEST_H
-#define ROASTERY_DATASET_INGEST_H
+#ifndef ROASTERY_INGEST_OP_H
+#define ROASTERY_INGEST_OP_H
 
 #include "artifacts/artifacts.h"
 
 /* Registers the operation kind; store is borrowed and must outlive workers. */
-void dataset_ingest_register(artifact_store *store);
+void ingest_op_register(artifact_store *store);
 
 #endif

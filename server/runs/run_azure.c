@@ -186,7 +186,7 @@ char *run_azure_command(const char *algorithm, int horizon, int backtest, int or
 static int submit_call(arm_client *arm, void *arg, arm_result *res)
 {
     azure_run *r = arg;
-    char *input = azure_data_asset_id(r->project, r->dataset, r->number);
+    char *input = azure_publish_asset_id(r->project, r->dataset, r->number);
     char *output = azure_exec_datastore_uri(r->output_key);
     char *out_dir = xasprintf("%s/", output);
     char *command = run_azure_command(r->algorithm, r->horizon, r->backtest, r->origins, r->seed,
@@ -425,7 +425,7 @@ ops_result run_azure_handle(ops_ctx *ctx, const char *run_id)
                         1, (const char *[]){run_id}, NULL));
         log_line(c, &r, "attempt %d on %s: Azure ML compute %s", ops_attempt(ctx), ops_id(ctx),
                  r.compute);
-        res = azure_data_publish(ctx, r.project, r.dataset, r.number);
+        res = azure_publish_version(ctx, r.project, r.dataset, r.number);
         json_t *submitted = NULL;
         if (res == OPS_DONE)
             res = azure_exec_step(ctx, "submit", "submit the command job (name from the run id)",

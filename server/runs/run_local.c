@@ -22,14 +22,14 @@
 #include <unistd.h>
 
 #if defined(__SANITIZE_ADDRESS__)
-#define RUN_EXEC_SANITIZED 1
+#define RUN_LOCAL_SANITIZED 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define RUN_EXEC_SANITIZED 1
+#define RUN_LOCAL_SANITIZED 1
 #endif
 #endif
-#ifndef RUN_EXEC_SANITIZED
-#define RUN_EXEC_SANITIZED 0
+#ifndef RUN_LOCAL_SANITIZED
+#define RUN_LOCAL_SANITIZED 0
 #endif
 
 static const config *cfg;
@@ -200,7 +200,7 @@ typedef struct {
     run_info *r;
     buf_t pending;  /* lines not yet in a chunk */
     long long last_flush;
-    char *last[RUN_EXEC_LAST_LINES]; /* ring of the last lines, for errors */
+    char *last[RUN_LOCAL_LAST_LINES]; /* ring of the last lines, for errors */
     int nlast;
     json_t *result; /* the trainer's result event */
     int metrics_failed;
@@ -234,9 +234,9 @@ static void flush_logs(log_sink *s)
 
 static void remember(log_sink *s, const char *line, size_t len)
 {
-    if (s->nlast == RUN_EXEC_LAST_LINES) {
+    if (s->nlast == RUN_LOCAL_LAST_LINES) {
         free(s->last[0]);
-        memmove(s->last, s->last + 1, sizeof s->last[0] * (RUN_EXEC_LAST_LINES - 1));
+        memmove(s->last, s->last + 1, sizeof s->last[0] * (RUN_LOCAL_LAST_LINES - 1));
         s->nlast--;
     }
     s->last[s->nlast++] = xasprintf("%.*s", (int)(len > 500 ? 500 : len), line);
@@ -251,7 +251,7 @@ static void add_line(log_sink *s, const char *stream, const char *text, size_t l
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
     buf_printf(&s->pending, "%s %s %.*s\n", ts, stream, (int)len, text);
     remember(s, text, len);
-    if (s->pending.len >= 65536 || now_ms() - s->last_flush >= RUN_EXEC_LOG_FLUSH_MS)
+    if (s->pending.len >= 65536 || now_ms() - s->last_flush >= RUN_LOCAL_LOG_FLUSH_MS)
         flush_logs(s);
 }
 
@@ -363,7 +363,7 @@ static int spawn_trainer(train_job *j, int out_fd[2], int err_fd[2], pid_t *pid)
     /* Limits on the child alone: it must never take the server down with it.
      * (Not under AddressSanitizer, whose shadow memory is terabytes of
      * address space: the sanitizer builds are for tests.) */
-    if (cfg->train_memory_mb > 0 && !RUN_EXEC_SANITIZED) {
+    if (cfg->train_memory_mb > 0 && !RUN_LOCAL_SANITIZED) {
         struct rlimit lim = {(rlim_t)cfg->train_memory_mb << 20, (rlim_t)cfg->train_memory_mb << 20};
         prlimit(*pid, RLIMIT_AS, &lim, NULL);
     }
@@ -415,7 +415,7 @@ static int watch_trainer(ops_ctx *ctx, train_job *j)
             }
         }
         long long now = now_ms();
-        if (now - j->sink.last_flush >= RUN_EXEC_LOG_FLUSH_MS)
+        if (now - j->sink.last_flush >= RUN_LOCAL_LOG_FLUSH_MS)
             flush_logs(&j->sink);
         if (now - last_check >= 1000 && !term_at) {
             last_check = now;
@@ -429,7 +429,7 @@ static int watch_trainer(ops_ctx *ctx, train_job *j)
                 term_at = now;
             }
         }
-        if (term_at && now - term_at >= RUN_EXEC_KILL_GRACE_SECONDS * 1000LL) {
+        if (term_at && now - term_at >= RUN_LOCAL_KILL_GRACE_SECONDS * 1000LL) {
             kill(-pid, SIGKILL);
             term_at = now + 3600 * 1000LL; /* once */
         }

@@ -5,19 +5,19 @@
  * sees them while the run is live) and its metrics into the database, and
  * stores what it produced as artifacts. A crash of the trainer fails the run
  * with its exit status and last log lines and never touches the server. */
-#ifndef ROASTERY_RUN_EXEC_H
-#define ROASTERY_RUN_EXEC_H
+#ifndef ROASTERY_RUN_LOCAL_H
+#define ROASTERY_RUN_LOCAL_H
 
 #include "artifacts/artifacts.h"
 #include "core/config.h"
 #include "ops/ops.h"
 
 /* Seconds between SIGTERM and SIGKILL when a run is canceled. */
-#define RUN_EXEC_KILL_GRACE_SECONDS 10
+#define RUN_LOCAL_KILL_GRACE_SECONDS 10
 /* A log chunk is written at least this often while lines arrive. */
-#define RUN_EXEC_LOG_FLUSH_MS 1000
+#define RUN_LOCAL_LOG_FLUSH_MS 1000
 /* Lines kept for the error of a failed run. */
-#define RUN_EXEC_LAST_LINES 20
+#define RUN_LOCAL_LAST_LINES 20
 
 /* Registers run.train. Both pointers are borrowed and must outlive the workers. */
 void run_exec_register(const config *cfg, artifact_store *store);

@@ -1,8 +1,8 @@
 /* What a training run may ask for, checked when the run is requested so a
  * worker never discovers a bad request: algorithm parameters (names, types,
  * ranges) and the history the trainer needs for a horizon and backtest. */
-#ifndef ROASTERY_RUN_LIMITS_H
-#define ROASTERY_RUN_LIMITS_H
+#ifndef ROASTERY_TRAIN_PARAMS_H
+#define ROASTERY_TRAIN_PARAMS_H
 
 #include <jansson.h>
 #include <stddef.h>
