@@ -151,20 +151,6 @@ static const double major_holiday_lift[CAT__N] = {0.55, 0.55, 0.55, 0.40};
 
 /* ---- calendar ------------------------------------------------------------ */
 
-static int month_days(int y, int m)
-{
-    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return mdays[m - 1] + (m == 2 && leap);
-}
-
-/* 0 = Monday ... 6 = Sunday; 1970-01-01 was a Thursday. */
-static int weekday(int32_t days)
-{
-    int r = (int)((days + 3) % 7);
-    return r < 0 ? r + 7 : r;
-}
-
 /* Exactly YYYY-MM-DD, a real date within the supported range. 0 or -1. */
 static int parse_date(const char *s, int32_t *out)
 {
@@ -179,7 +165,7 @@ static int parse_date(const char *s, int32_t *out)
                 return -1;
             v[f] = v[f] * 10 + (c - '0');
         }
-    if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > month_days(v[0], v[1]))
+    if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > util_month_days(v[0], v[1]))
         return -1;
     int32_t d = util_days_from_civil(v[0], v[1], v[2]);
     if (d < util_days_from_civil(1970, 1, 1) || d > util_days_from_civil(2100, 12, 31))
@@ -274,7 +260,7 @@ static const holiday_rule *holiday_find(int country, int y, int m, int d, int wd
             hit = m == r->month && wd == r->b && (d - 1) / 7 + 1 == r->a;
             break;
         case R_LAST:
-            hit = m == r->month && wd == r->b && d + 7 > month_days(y, m);
+            hit = m == r->month && wd == r->b && d + 7 > util_month_days(y, m);
             break;
         case R_EASTER: {
             int em, ed;
@@ -301,12 +287,12 @@ static const holiday_rule *holiday_find(int country, int y, int m, int d, int wd
 const char *salesgen_holiday(const char *country, int year, int month, int day)
 {
     if (!country || year < 1583 || year > 9999 || month < 1 || month > 12 || day < 1 ||
-        day > month_days(year, month))
+        day > util_month_days(year, month))
         return NULL;
     for (int c = 0; c < C__N; c++)
         if (!strcmp(country, country_names[c])) {
-            const holiday_rule *r =
-                holiday_find(c, year, month, day, weekday(util_days_from_civil(year, month, day)));
+            const holiday_rule *r = holiday_find(
+                c, year, month, day, util_weekday(util_days_from_civil(year, month, day)));
             return r ? r->name : NULL;
         }
     return NULL;
@@ -675,7 +661,7 @@ static void begin_day(gen_t *g, int32_t day)
 {
     g->day = day;
     util_civil_from_days(day, &g->y, &g->m, &g->d);
-    g->wd = weekday(day);
+    g->wd = util_weekday(day);
     if (g->y != g->price_year)
         set_prices(g, g->y);
     int doy = (int)(day - util_days_from_civil(g->y, 1, 1));

@@ -218,6 +218,20 @@ void util_civil_from_days(int32_t z, int *y, int *m, int *d)
     *y = yoe + era * 400 + (*m <= 2);
 }
 
+int util_month_days(int y, int m)
+{
+    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return mdays[m - 1] + (m == 2 && leap);
+}
+
+/* 1970-01-01 was a Thursday. */
+int util_weekday(int32_t days)
+{
+    int r = (int)((days + 3) % 7);
+    return r < 0 ? r + 7 : r;
+}
+
 int self_exe(char *out, size_t cap)
 {
     ssize_t n = readlink("/proc/self/exe", out, cap - 1);

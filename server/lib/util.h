@@ -21,6 +21,9 @@ enum {
     RST_EUNAVAIL = -8,
 };
 
+/* The number of elements of an array (not of a pointer). */
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
 /* Internal allocations: never return NULL (log and abort on OOM). */
 void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);
@@ -74,6 +77,10 @@ int64_t now_ms_wall(void);
  * civil calendar algorithms). */
 int32_t util_days_from_civil(int y, int m, int d);
 void util_civil_from_days(int32_t z, int *y, int *m, int *d);
+/* Days in month m (1-12) of year y. */
+int util_month_days(int y, int m);
+/* 0 = Monday ... 6 = Sunday of a day since 1970-01-01. */
+int util_weekday(int32_t days);
 
 /* Fills out with 16 random bytes hex-encoded (32 chars + NUL). */
 void random_hex_id(char out[33]);
