@@ -63,12 +63,4 @@ int salesgen_write(const salesgen_options *o,
  * "generate-sales"; argv is borrowed. Prints usage on --help. */
 int salesgen_main(int argc, char **argv);
 
-/* The holiday the model observes in country ("USA", "Canada" or "Mexico") on
- * that date, e.g. "Thanksgiving"; NULL when none (or an unknown country or
- * invalid date). Static string. */
-const char *salesgen_holiday(const char *country, int year, int month, int day);
-
-/* Western (Gregorian) Easter Sunday of year (anonymous computus). */
-void salesgen_easter(int year, int *month, int *day);
-
 #endif

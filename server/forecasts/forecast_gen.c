@@ -8,7 +8,7 @@
 #include "lib/csv.h"
 #include "trainer/train_params.h"
 #include "datasets/sales.h"
-#include "demo/salesgen.h"
+#include "trainer/holidays.h"
 #include "trainer/train_baselines.h"
 #include "trainer/train_features.h"
 #include "trainer/train_intervals.h"
@@ -983,7 +983,7 @@ static const char *calendar(int country, int32_t day)
 {
     int y, m, d;
     util_civil_from_days(day, &y, &m, &d);
-    return salesgen_holiday(sales_country_name(country), y, m, d);
+    return holidays_name(sales_country_name(country), y, m, d);
 }
 
 static int month_of(int32_t day)

@@ -6,7 +6,7 @@
 
 #include "lib/csv.h"
 #include "datasets/sales.h"
-#include "demo/salesgen.h"
+#include "trainer/holidays.h"
 #include "lib/util.h"
 
 #include <errno.h>
@@ -772,7 +772,7 @@ static const char *calendar(int country, int32_t day)
 {
     int y, m, d;
     util_civil_from_days(day, &y, &m, &d);
-    return salesgen_holiday(sales_country_name(country), y, m, d);
+    return holidays_name(sales_country_name(country), y, m, d);
 }
 
 static int cmp_str(const void *a, const void *b)

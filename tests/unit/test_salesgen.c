@@ -18,6 +18,7 @@
 #include "datasets/sales.h"
 #include "demo/salesgen.h"
 #include "lib/util.h"
+#include "trainer/holidays.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -492,42 +493,42 @@ static void test_holidays(void **state)
 {
     (void)state;
     int m, d;
-    salesgen_easter(2024, &m, &d);
+    holidays_easter(2024, &m, &d);
     assert_int_equal(m * 100 + d, 331);
-    salesgen_easter(2023, &m, &d);
+    holidays_easter(2023, &m, &d);
     assert_int_equal(m * 100 + d, 409);
-    salesgen_easter(2025, &m, &d);
+    holidays_easter(2025, &m, &d);
     assert_int_equal(m * 100 + d, 420);
-    salesgen_easter(2000, &m, &d);
+    holidays_easter(2000, &m, &d);
     assert_int_equal(m * 100 + d, 423);
-    salesgen_easter(2019, &m, &d);
+    holidays_easter(2019, &m, &d);
     assert_int_equal(m * 100 + d, 421);
 
-    assert_string_equal(salesgen_holiday("USA", 2023, 11, 23), "Thanksgiving");
-    assert_string_equal(salesgen_holiday("USA", 2022, 11, 24), "Thanksgiving");
-    assert_null(salesgen_holiday("USA", 2023, 11, 16));
-    assert_null(salesgen_holiday("USA", 2023, 11, 30));
-    assert_string_equal(salesgen_holiday("Canada", 2023, 10, 9), "Thanksgiving");
-    assert_null(salesgen_holiday("Canada", 2023, 11, 23));
-    assert_string_equal(salesgen_holiday("USA", 2024, 5, 27), "Memorial Day");
-    assert_string_equal(salesgen_holiday("USA", 2023, 1, 16), "Martin Luther King Jr. Day");
-    assert_string_equal(salesgen_holiday("USA", 2022, 6, 19), "Juneteenth");
-    assert_null(salesgen_holiday("USA", 2019, 6, 19));
-    assert_string_equal(salesgen_holiday("Canada", 2024, 3, 29), "Good Friday");
-    assert_string_equal(salesgen_holiday("Canada", 2023, 5, 22), "Victoria Day");
-    assert_string_equal(salesgen_holiday("Canada", 2024, 5, 20), "Victoria Day");
-    assert_string_equal(salesgen_holiday("Canada", 2023, 12, 26), "Boxing Day");
-    assert_string_equal(salesgen_holiday("Mexico", 2024, 2, 5), "Constitution Day");
-    assert_string_equal(salesgen_holiday("Mexico", 2023, 2, 6), "Constitution Day");
-    assert_null(salesgen_holiday("Mexico", 2023, 2, 5));
-    assert_string_equal(salesgen_holiday("Mexico", 2023, 3, 20), "Benito Juarez's Birthday");
-    assert_string_equal(salesgen_holiday("Mexico", 2024, 3, 28), "Holy Thursday");
-    assert_string_equal(salesgen_holiday("Mexico", 2023, 11, 20), "Revolution Day");
-    assert_string_equal(salesgen_holiday("Mexico", 2024, 10, 1), "Inauguration Day");
-    assert_string_equal(salesgen_holiday("Mexico", 2023, 9, 16), "Independence Day");
-    assert_null(salesgen_holiday("Mexico", 2023, 7, 4));
-    assert_null(salesgen_holiday("France", 2023, 7, 14));
-    assert_null(salesgen_holiday("USA", 2023, 2, 29));
+    assert_string_equal(holidays_name("USA", 2023, 11, 23), "Thanksgiving");
+    assert_string_equal(holidays_name("USA", 2022, 11, 24), "Thanksgiving");
+    assert_null(holidays_name("USA", 2023, 11, 16));
+    assert_null(holidays_name("USA", 2023, 11, 30));
+    assert_string_equal(holidays_name("Canada", 2023, 10, 9), "Thanksgiving");
+    assert_null(holidays_name("Canada", 2023, 11, 23));
+    assert_string_equal(holidays_name("USA", 2024, 5, 27), "Memorial Day");
+    assert_string_equal(holidays_name("USA", 2023, 1, 16), "Martin Luther King Jr. Day");
+    assert_string_equal(holidays_name("USA", 2022, 6, 19), "Juneteenth");
+    assert_null(holidays_name("USA", 2019, 6, 19));
+    assert_string_equal(holidays_name("Canada", 2024, 3, 29), "Good Friday");
+    assert_string_equal(holidays_name("Canada", 2023, 5, 22), "Victoria Day");
+    assert_string_equal(holidays_name("Canada", 2024, 5, 20), "Victoria Day");
+    assert_string_equal(holidays_name("Canada", 2023, 12, 26), "Boxing Day");
+    assert_string_equal(holidays_name("Mexico", 2024, 2, 5), "Constitution Day");
+    assert_string_equal(holidays_name("Mexico", 2023, 2, 6), "Constitution Day");
+    assert_null(holidays_name("Mexico", 2023, 2, 5));
+    assert_string_equal(holidays_name("Mexico", 2023, 3, 20), "Benito Juarez's Birthday");
+    assert_string_equal(holidays_name("Mexico", 2024, 3, 28), "Holy Thursday");
+    assert_string_equal(holidays_name("Mexico", 2023, 11, 20), "Revolution Day");
+    assert_string_equal(holidays_name("Mexico", 2024, 10, 1), "Inauguration Day");
+    assert_string_equal(holidays_name("Mexico", 2023, 9, 16), "Independence Day");
+    assert_null(holidays_name("Mexico", 2023, 7, 4));
+    assert_null(holidays_name("France", 2023, 7, 14));
+    assert_null(holidays_name("USA", 2023, 2, 29));
 
     /* and in the output: the flag follows the store's country */
     salesgen_options o;
@@ -544,7 +545,7 @@ static void test_holidays(void **state)
         assert_int_equal(split(row, f, MAX_FIELDS), 12);
         int y = (int)strtol(f[1], NULL, 10), mo = (int)strtol(f[1] + 5, NULL, 10),
             dd = (int)strtol(f[1] + 8, NULL, 10);
-        int want = salesgen_holiday(f[2], y, mo, dd) != NULL;
+        int want = holidays_name(f[2], y, mo, dd) != NULL;
         assert_string_equal(f[11], want ? "Yes" : "No");
         if (!strcmp(f[1], "2023-11-23"))
             assert_string_equal(f[11], !strcmp(f[2], "USA") ? "Yes" : "No");
