@@ -194,7 +194,7 @@ static int parse_args(int argc, char **argv, options *o)
 
 /* Reads a --promotions or --weather file into in; returns -1 to go on, else
  * the exit status (a usage error naming the flag). */
-static int load_inputs(const char *flag, const char *path, forecast_gen_inputs *in)
+static int load_inputs(const char *flag, const char *path, forecast_inputs *in)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -221,10 +221,9 @@ static int load_inputs(const char *flag, const char *path, forecast_gen_inputs *
     close(fd);
     if (status < 0) {
         char err[300] = "";
-        int rc =
-            !strcmp(flag, "--promotions")
-                ? forecast_gen_inputs_promotions(in, b.data ? b.data : "", b.len, err, sizeof err)
-                : forecast_gen_inputs_weather(in, b.data ? b.data : "", b.len, err, sizeof err);
+        int rc = !strcmp(flag, "--promotions")
+                     ? forecast_inputs_promotions(in, b.data ? b.data : "", b.len, err, sizeof err)
+                     : forecast_inputs_weather(in, b.data ? b.data : "", b.len, err, sizeof err);
         if (rc)
             status = usage_error("%s: %s: %s", flag, path, err);
     }
@@ -485,7 +484,7 @@ static int run(const options *o)
     int status = FORECAST_CLI_EXIT_FAILED, rc;
     char err[600] = "";
     int64_t t_start = now_ms_monotonic();
-    forecast_gen_inputs *in = forecast_gen_inputs_new();
+    forecast_inputs *in = forecast_inputs_new();
     forecast_gen_model *m = NULL;
     train_data *d = NULL;
     writer w;
@@ -604,7 +603,7 @@ out:
     close_output(&w);
     train_data_free(d);
     forecast_gen_model_free(m);
-    forecast_gen_inputs_free(in);
+    forecast_inputs_free(in);
     return status;
 }
 

@@ -8,6 +8,7 @@
 #define ROASTERY_FORECAST_GEN_H
 
 #include "datasets/sales.h"
+#include "forecasts/forecast_inputs.h"
 #include "trainer/train_data.h"
 #include "lib/util.h"
 
@@ -18,9 +19,7 @@
 /* The CSV header of forecast_gen_format's rows (no line end). */
 #define FORECAST_GEN_CSV_HEADER "store_id,product,date,forecast,lo80,hi80,lo95,hi95"
 
-#define FORECAST_GEN_MAX_PROMOTIONS 1000000 /* rows of a promotions file */
-#define FORECAST_GEN_MAX_OUTLOOK 10000000   /* rows of a weather outlook file */
-#define FORECAST_GEN_BLOCK_ROWS 262144      /* rows per block (feature matrix ~ 48 MiB) */
+#define FORECAST_GEN_BLOCK_ROWS 262144 /* rows per block (feature matrix ~ 48 MiB) */
 
 /* ---- the model ---------------------------------------------------------------------- */
 
@@ -56,29 +55,6 @@ int forecast_gen_model_predict(const forecast_gen_model *m, const float *x, size
 
 /* NULL-safe. */
 void forecast_gen_model_free(forecast_gen_model *m);
-
-/* ---- known future inputs ------------------------------------------------------------ */
-
-typedef struct forecast_gen_inputs forecast_gen_inputs;
-
-/* new: no promotions and no outlook; caller frees with forecast_gen_inputs_free. */
-forecast_gen_inputs *forecast_gen_inputs_new(void);
-
-/* NULL-safe. */
-void forecast_gen_inputs_free(forecast_gen_inputs *in);
-
-/* Adds the promotions of a CSV `store_id,product,start_date,end_date` (a
- * store_id or product of `*` is every one; dates inclusive). data is borrowed.
- * RST_OK, RST_EINVAL with "line N: ..." in err, RST_ETOOBIG past
- * FORECAST_GEN_MAX_PROMOTIONS. */
-int forecast_gen_inputs_promotions(forecast_gen_inputs *in, const char *data, size_t len, char *err,
-                                   size_t errlen);
-
-/* Adds a weather outlook: CSV `city,date,weather` with the trainer's weather
- * levels (Sunny, Rainy, Snowy, Cloudy, Hot, Cold; any case). A city and date
- * given twice is an error. Same statuses as above. */
-int forecast_gen_inputs_weather(forecast_gen_inputs *in, const char *data, size_t len, char *err,
-                                size_t errlen);
 
 /* ---- generation --------------------------------------------------------------------- */
 
@@ -137,10 +113,9 @@ enum {
  * a request the model or history cannot serve; RST_EUNAVAIL when stop became
  * non-zero; RST_ENOMEM; RST_EIO (XGBoost); or the sink's non-zero value.
  * err gets one line. stats (may be NULL) is filled as far as it got. */
-int forecast_gen_run(forecast_gen_model *m, const train_data *history,
-                     const forecast_gen_inputs *in, const forecast_gen_options *o,
-                     forecast_gen_sink sink, void *arg, forecast_gen_stats *stats, char *err,
-                     size_t errlen);
+int forecast_gen_run(forecast_gen_model *m, const train_data *history, const forecast_inputs *in,
+                     const forecast_gen_options *o, forecast_gen_sink sink, void *arg,
+                     forecast_gen_stats *stats, char *err, size_t errlen);
 
 /* ---- CSV ---------------------------------------------------------------------------- */
 
