@@ -7,7 +7,7 @@
 #include "artifacts/artifacts.h"
 #include "ops/ops.h"
 #include "identity/policy.h"
-#include "runs/run_local.h"
+#include "runs/run_outputs.h"
 #include "trainer/train_params.h"
 #include "runs/run_request.h"
 #include "lib/util.h"
@@ -325,7 +325,7 @@ static int next_log_bytes(void *arg, char *buf, size_t cap, size_t *got)
             s->next++;
             continue;
         }
-        char *key = run_exec_log_key(s->project, s->id, s->next);
+        char *key = run_outputs_log_key(s->project, s->id, s->next);
         int rc = artifacts_reader_open(s->app->artifacts, key, 0, 0, &s->rd);
         free(key);
         if (rc == RST_OK)

@@ -26,7 +26,7 @@
 #include "db/pgembed.h"
 #include "models/promotion_ops.h"
 #include "retraining/retrain.h"
-#include "runs/run_local.h"
+#include "runs/run_train.h"
 #include "demo/salesgen.h"
 #include "trainer/trainer.h"
 #include "lib/util.h"
@@ -154,7 +154,7 @@ static int open_artifacts(runtime *rt)
     else {
         azure_exec_init(&rt->cfg, rt->artifacts);
         ingest_op_register(rt->artifacts);
-        run_exec_register(&rt->cfg, rt->artifacts);
+        run_train_register(&rt->cfg, rt->artifacts);
         promotion_ops_register(&rt->cfg, rt->artifacts);
         forecast_ops_register(&rt->cfg, rt->artifacts);
         accuracy_register();

@@ -5,7 +5,7 @@
 #include "azure/azureml.h"
 #include "db/db.h"
 #include "core/log.h"
-#include "runs/run_local.h"
+#include "runs/run_outputs.h"
 #include "lib/util.h"
 #include "events/webhooks.h"
 
@@ -106,7 +106,7 @@ static void log_line(PGconn *c, const azure_run *r, const char *fmt, ...)
     gmtime_r(&t, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
     char *line = xasprintf("%s roastery %s\n", ts, text);
-    run_exec_append_log(c, r->project, r->id, line);
+    run_outputs_append_log(c, r->project, r->id, line);
     free(line);
 }
 
@@ -360,7 +360,7 @@ static ops_result step_fetch(ops_ctx *ctx, json_t *request, json_t **response, v
     }
     json_t *stored = NULL;
     if (out == OPS_DONE)
-        out = run_exec_store_outputs(ctx, r->project, r->id, dir, &stored);
+        out = run_outputs_store(ctx, r->project, r->id, dir, &stored);
     *response = json_pack("{s:o, s:o?}", "downloaded", got, "stored", stored);
     remove_tree(dir);
     free(dir);

@@ -17,7 +17,7 @@
 
 void run_azure_init(const config *cfg);
 
-/* The rest of run.train for run_id once run_exec.c found its compute in Azure. */
+/* The rest of run.train for run_id once runs/run_train.c found its compute in Azure. */
 ops_result run_azure_handle(ops_ctx *ctx, const char *run_id);
 
 /* The shell command the job runs: the trainer with the run's arguments,

@@ -1,7 +1,7 @@
 /* run.train: prepare (slot + input), train (the child process), store. */
 #define _XOPEN_SOURCE 700
 #include "runs/run_local.h"
-#include "runs/run_azure.h"
+#include "runs/run_outputs.h"
 #include "db/db.h"
 #include "core/log.h"
 #include "ops/ops.h"
@@ -46,7 +46,6 @@ typedef struct {
     long long seed;
     char *params; /* JSON text */
     int log_chunks;
-    int in_azure; /* the compute is Azure ML compute: run_azure.c carries the run out */
 } run_info;
 
 static long long now_ms(void)
@@ -63,7 +62,7 @@ static int load_run(PGconn *c, const char *id, run_info *r)
         "SELECT r.project_id, r.algorithm, 'projects/' || v.project_id || '/datasets/' ||"
         " v.dataset || '/versions/' || v.number || '/canonical.csv', r.compute_id::text,"
         " t.max_nodes, r.horizon_days, r.backtest_days, r.rolling_origins, r.seed, r.params::text,"
-        " r.log_chunks, t.executor = 'azure' AND t.kind <> 'local' FROM runs r JOIN dataset_versions v ON v.id = r.dataset_version_id"
+        " r.log_chunks FROM runs r JOIN dataset_versions v ON v.id = r.dataset_version_id"
         " JOIN compute_targets t ON t.id = r.compute_id WHERE r.id = $1::uuid",
         1, (const char *[]){id}, NULL);
     if (!res)
@@ -86,7 +85,6 @@ static int load_run(PGconn *c, const char *id, run_info *r)
     r->seed = strtoll(PQgetvalue(res, 0, 8), NULL, 10);
     r->params = xstrdup(PQgetvalue(res, 0, 9));
     r->log_chunks = parse_long(PQgetvalue(res, 0, 10), 0, 100000000, &v) ? 0 : (int)v;
-    r->in_azure = !strcmp(PQgetvalue(res, 0, 11), "t");
     PQclear(res);
     return RST_OK;
 }
@@ -157,43 +155,7 @@ static int take_slot(PGconn *c, const run_info *r)
     return out;
 }
 
-/* ---- input ------------------------------------------------------------------------ */
-
 /* ---- logs ------------------------------------------------------------------------- */
-
-char *run_exec_log_key(const char *project, const char *run_id, int n)
-{
-    return xasprintf("projects/%s/runs/%s/logs/%06d.log", project, run_id, n);
-}
-
-void run_exec_append_log(PGconn *c, const char *project, const char *run_id, const char *lines)
-{
-    PGresult *res = db_exec(c, "SELECT log_chunks FROM runs WHERE id = $1::uuid", 1,
-                            (const char *[]){run_id}, NULL);
-    long n;
-    if (!res || PQntuples(res) != 1 || parse_long(PQgetvalue(res, 0, 0), 0, 100000000, &n)) {
-        PQclear(res);
-        return;
-    }
-    PQclear(res);
-    /* One writer per run (the operation's holder): the chunk first, then the
-     * count that makes readers look for it. */
-    char *key = run_exec_log_key(project, run_id, (int)n);
-    artifact_writer *w = NULL;
-    char sha[65];
-    uint64_t size;
-    if (artifacts_writer_open(store, key, &w) == RST_OK &&
-        artifacts_writer_write(w, lines, strlen(lines)) == RST_OK &&
-        artifacts_writer_commit(w, sha, &size) == RST_OK) {
-        char next[24];
-        snprintf(next, sizeof next, "%ld", n + 1);
-        PQclear(db_exec(c, "UPDATE runs SET log_chunks = $2::int WHERE id = $1::uuid", 2,
-                        (const char *[]){run_id, next}, NULL));
-    } else {
-        artifacts_writer_abort(w);
-    }
-    free(key);
-}
 
 typedef struct {
     PGconn *c;
@@ -212,7 +174,7 @@ static void flush_logs(log_sink *s)
     s->last_flush = now_ms();
     if (!s->pending.len)
         return;
-    char *key = run_exec_log_key(s->r->project, s->r->id, s->r->log_chunks);
+    char *key = run_outputs_log_key(s->r->project, s->r->id, s->r->log_chunks);
     artifact_writer *w = NULL;
     char sha[65];
     uint64_t size;
@@ -498,98 +460,23 @@ static ops_result step_train(ops_ctx *ctx, json_t *request, json_t **response, v
     return OPS_DONE;
 }
 
-static const char *const outputs[] = {"model.json", "features.json", "metrics.json",
-                                      "backtest.csv", "run.json", NULL};
-
-ops_result run_exec_store_outputs(ops_ctx *ctx, const char *project, const char *run_id,
-                                  const char *outdir, json_t **response)
-{
-    json_t *list = json_array();
-    for (int i = 0; outputs[i]; i++) {
-        char *path = xasprintf("%s/%s", outdir, outputs[i]);
-        char *key = xasprintf("projects/%s/runs/%s/artifacts/%s", project, run_id, outputs[i]);
-        FILE *f = fopen(path, "rb");
-        artifact_writer *w = NULL;
-        int rc = f ? artifacts_writer_open(store, key, &w) : RST_ENOTFOUND;
-        char buf[65536], sha[65];
-        size_t got;
-        uint64_t size = 0;
-        while (rc == RST_OK && (got = fread(buf, 1, sizeof buf, f)) > 0)
-            rc = artifacts_writer_write(w, buf, got);
-        if (rc == RST_OK)
-            rc = artifacts_writer_commit(w, sha, &size);
-        else
-            artifacts_writer_abort(w);
-        if (f)
-            fclose(f);
-        if (rc == RST_OK) {
-            char *uri = artifacts_uri(store, key);
-            json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:I, s:s}", "name", outputs[i],
-                                                  "key", key, "uri", uri, "bytes",
-                                                  (json_int_t)size, "sha256", sha));
-            free(uri);
-        }
-        free(path);
-        free(key);
-        if (rc && rc != RST_ENOTFOUND) {
-            json_decref(list);
-            ops_set_error(ctx, "artifacts_unavailable", "cannot store the run's artifacts");
-            return OPS_RETRY;
-        }
-    }
-    /* metrics.json without its per-store and per-product detail goes into the
-     * row (the whole file is an artifact); run.json is the lineage. */
-    char *mpath = xasprintf("%s/metrics.json", outdir);
-    char *lpath = xasprintf("%s/run.json", outdir);
-    json_t *metrics = json_load_file(mpath, 0, NULL), *lineage = json_load_file(lpath, 0, NULL);
-    free(mpath);
-    free(lpath);
-    json_object_del(metrics, "per_store");
-    json_object_del(metrics, "per_product");
-    char *m = metrics ? json_dumps(metrics, JSON_COMPACT) : NULL;
-    char *l = lineage ? json_dumps(lineage, JSON_COMPACT) : NULL;
-    char *a = json_dumps(list, JSON_COMPACT);
-    PGresult *r = db_exec(ops_conn(ctx),
-                          "UPDATE runs SET metrics = $2::jsonb, lineage = $3::jsonb,"
-                          " artifacts = $4::jsonb WHERE id = $1::uuid",
-                          4, (const char *[]){run_id, m, l, a}, NULL);
-    free(m);
-    free(l);
-    free(a);
-    json_decref(metrics);
-    json_decref(lineage);
-    if (!r) {
-        json_decref(list);
-        ops_set_error(ctx, "database", "cannot record the run's results");
-        return OPS_RETRY;
-    }
-    PQclear(r);
-    *response = json_pack("{s:o}", "artifacts", list);
-    return OPS_DONE;
-}
-
 static ops_result step_store(ops_ctx *ctx, json_t *request, json_t **response, void *arg)
 {
     (void)request;
     train_job *j = arg;
     char *outdir = xasprintf("%s/out", j->workdir);
-    ops_result r = run_exec_store_outputs(ctx, j->r->project, j->r->id, outdir, response);
+    ops_result r = run_outputs_store(ctx, j->r->project, j->r->id, outdir, response);
     free(outdir);
     return r;
 }
 
-static ops_result handle(ops_ctx *ctx)
+ops_result run_local_handle(ops_ctx *ctx, const char *id)
 {
     PGconn *c = ops_conn(ctx);
-    const char *id = json_string_value(json_object_get(ops_input(ctx), "run_id"));
     run_info r;
-    if (!id || load_run(c, id, &r)) {
+    if (load_run(c, id, &r)) {
         ops_set_error(ctx, "no_run", "the run no longer exists");
         return OPS_FAIL;
-    }
-    if (r.in_azure) {
-        free(r.params);
-        return run_azure_handle(ctx, id);
     }
     int slot = take_slot(c, &r);
     if (slot != 1) {
@@ -652,10 +539,8 @@ static ops_result handle(ops_ctx *ctx)
     return res;
 }
 
-void run_exec_register(const config *c, artifact_store *s)
+void run_local_init(const config *c, artifact_store *s)
 {
     cfg = c;
     store = s;
-    run_azure_init(c);
-    ops_register("run.train", handle);
 }

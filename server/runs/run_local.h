@@ -19,19 +19,10 @@
 /* Lines kept for the error of a failed run. */
 #define RUN_LOCAL_LAST_LINES 20
 
-/* Registers run.train. Both pointers are borrowed and must outlive the workers. */
-void run_exec_register(const config *cfg, artifact_store *store);
+/* The store and configuration of the local runs (borrowed: must outlive the workers). */
+void run_local_init(const config *cfg, artifact_store *store);
 
-/* The artifact key of a run's log chunk n (0-based). new: free(). */
-char *run_exec_log_key(const char *project, const char *run_id, int n);
-
-/* Stores a finished trainer's outputs (model.json, features.json, metrics.json, backtest.csv,
- * run.json) from outdir as the run's artifacts and records metrics, lineage and artifacts on
- * the run. *response gets {artifacts: [...]}. OPS_DONE or OPS_RETRY. */
-ops_result run_exec_store_outputs(ops_ctx *ctx, const char *project, const char *run_id,
-                                  const char *outdir, json_t **response);
-
-/* Appends lines (each ending in '\n') to the run's log as its next chunk. */
-void run_exec_append_log(PGconn *c, const char *project, const char *run_id, const char *lines);
+/* The rest of run.train for run_id once runs/run_train.c found its compute on this machine. */
+ops_result run_local_handle(ops_ctx *ctx, const char *run_id);
 
 #endif
