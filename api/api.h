@@ -137,10 +137,7 @@ void api_me(http_req *req);
 void api_users_list(http_req *req);
 void api_audit_list(http_req *req);
 
-/* datasets.c, for events.c: the SHA-256 of a stored artifact, and 200 with a dataset
- * (ETag from its version). */
-typedef struct artifact_store artifact_store;
-int api_datasets_hash_artifact(artifact_store *s, const char *key, char out[65]);
+/* datasets.c, for events.c: 200 with a dataset (ETag from its version). */
 void api_datasets_reply(http_req *req, PGconn *c, const char *project, const char *name);
 
 /* events.c: Azure Event Grid deliveries; a dataset's event_grid_path */

@@ -10,7 +10,6 @@
 #include "lib/util.h"
 #include "http/validate.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,30 +221,6 @@ void api_versions_profile(http_req *req)
 }
 
 /* ---- upload ----------------------------------------------------------- */
-
-/* SHA-256 (hex) of a stored artifact, streamed. */
-static int hash_artifact(artifact_store *s, const char *key, char out[65])
-{
-    artifact_reader *r = NULL;
-    int rc = artifacts_reader_open(s, key, 0, 0, &r);
-    if (rc)
-        return rc;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    char *chunk = xmalloc(65536);
-    size_t got = 0;
-    while ((rc = artifacts_reader_read(r, chunk, 65536, &got)) == RST_OK && got)
-        EVP_DigestUpdate(md, chunk, got);
-    unsigned char digest[32];
-    unsigned int dlen = 0;
-    EVP_DigestFinal_ex(md, digest, &dlen);
-    for (int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", digest[i]);
-    EVP_MD_CTX_free(md);
-    free(chunk);
-    artifacts_reader_close(r);
-    return rc;
-}
 
 static int write_to_artifact(void *arg, const void *data, size_t len)
 {
@@ -464,7 +439,7 @@ void api_versions_create(http_req *req)
         }
         /* Hash the blob as it is now: the version pins these exact bytes. */
         char sha[65];
-        if (hash_artifact(app->artifacts, key, sha)) {
+        if (artifacts_sha256(app->artifacts, key, sha)) {
             http_problem_unavailable(req);
             goto out;
         }
@@ -481,11 +456,6 @@ out:
     json_decref(body);
     json_decref(source);
     api_release(req, c);
-}
-
-int api_datasets_hash_artifact(artifact_store *s, const char *key, char out[65])
-{
-    return hash_artifact(s, key, out);
 }
 
 void api_datasets_reply(http_req *req, PGconn *c, const char *project, const char *name)

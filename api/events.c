@@ -30,25 +30,6 @@
 
 /* ---- configuration views ------------------------------------------------------- */
 
-/* The artifact store's Azure Blob container into buf; 0 when the store is not azblob. */
-static int artifact_container(artifact_store *s, char *buf, size_t cap)
-{
-    char *uri = artifacts_uri(s, "k");
-    int ok = 0;
-    if (uri && !strncmp(uri, "azblob://", 9)) {
-        const char *c = uri + 9;
-        const char *slash = strchr(c, '/');
-        size_t n = slash ? (size_t)(slash - c) : strlen(c);
-        if (n < cap) {
-            memcpy(buf, c, n);
-            buf[n] = '\0';
-            ok = 1;
-        }
-    }
-    free(uri);
-    return ok;
-}
-
 int api_events_path_problem(http_req *req, const char *path, char *why, size_t cap)
 {
     app_ctx *app = http_app(req);
@@ -60,7 +41,7 @@ int api_events_path_problem(http_req *req, const char *path, char *why, size_t c
     char have[64], want[64];
     const char *name;
     eventgrid_blob_subject(path, want, sizeof want, &name);
-    if (!artifact_container(app->artifacts, have, sizeof have)) {
+    if (!artifacts_container(app->artifacts, have, sizeof have)) {
         snprintf(why, cap,
                  "needs an Azure Blob artifact store (ROASTERY_ARTIFACTS=azblob://...):"
                  " the server reads new blobs from it");
@@ -249,7 +230,7 @@ static json_t *register_version(handler_ctx *h, const eventgrid_event *e, const 
         return NULL;
     }
     char sha[65];
-    if (rc || api_datasets_hash_artifact(app->artifacts, key, sha)) {
+    if (rc || artifacts_sha256(app->artifacts, key, sha)) {
         http_problem(h->req, 503, "unavailable", "Artifact store unavailable", NULL,
                      "the blob cannot be read from the artifact store; retry later");
         h->status = 503;
@@ -400,7 +381,7 @@ static json_t *handle_blob(handler_ctx *h, const eventgrid_event *e)
     char container[64], have[64];
     const char *key;
     eventgrid_blob_subject(e->subject, container, sizeof container, &key);
-    if (!artifact_container(app->artifacts, have, sizeof have) || strcmp(have, container)) {
+    if (!artifacts_container(app->artifacts, have, sizeof have) || strcmp(have, container)) {
         char why[200];
         snprintf(why, sizeof why,
                  "the blob is in container %s, outside the artifact store the server reads",

@@ -739,3 +739,48 @@ out:
     free(path);
     return rc;
 }
+
+/* ----------------------------------------------------------------- derived */
+
+/* Both moved whole from api/datasets.c and api/events.c, their callers. */
+
+int artifacts_sha256(artifact_store *s, const char *key, char out[65])
+{
+    artifact_reader *r = NULL;
+    int rc = artifacts_reader_open(s, key, 0, 0, &r);
+    if (rc)
+        return rc;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    char *chunk = xmalloc(65536);
+    size_t got = 0;
+    while ((rc = artifacts_reader_read(r, chunk, 65536, &got)) == RST_OK && got)
+        EVP_DigestUpdate(md, chunk, got);
+    unsigned char digest[32];
+    unsigned int dlen = 0;
+    EVP_DigestFinal_ex(md, digest, &dlen);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", digest[i]);
+    EVP_MD_CTX_free(md);
+    free(chunk);
+    artifacts_reader_close(r);
+    return rc;
+}
+
+int artifacts_container(artifact_store *s, char *buf, size_t cap)
+{
+    char *uri = artifacts_uri(s, "k");
+    int ok = 0;
+    if (uri && !strncmp(uri, "azblob://", 9)) {
+        const char *c = uri + 9;
+        const char *slash = strchr(c, '/');
+        size_t n = slash ? (size_t)(slash - c) : strlen(c);
+        if (n < cap) {
+            memcpy(buf, c, n);
+            buf[n] = '\0';
+            ok = 1;
+        }
+    }
+    free(uri);
+    return ok;
+}

@@ -90,4 +90,12 @@ int artifacts_list(artifact_store *s, const char *prefix,
 /* Removes key. RST_ENOTFOUND when absent. */
 int artifacts_delete(artifact_store *s, const char *key);
 
+/* The SHA-256 of key's bytes as they are now, streamed, into out (64 hex digits + NUL).
+ * RST_OK, RST_ENOTFOUND when absent, or the reader's error. */
+int artifacts_sha256(artifact_store *s, const char *key, char out[65]);
+
+/* The store's Azure Blob container into buf (cap bytes); 0 when the store is not azblob (or the
+ * name does not fit), else 1. */
+int artifacts_container(artifact_store *s, char *buf, size_t cap);
+
 #endif
