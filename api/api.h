@@ -76,6 +76,7 @@ void api_store_managers_delete(http_req *req);
 void api_datasets_create(http_req *req);
 void api_datasets_list(http_req *req);
 void api_datasets_show(http_req *req);
+void api_datasets_update(http_req *req);
 void api_versions_create(http_req *req);
 void api_versions_list(http_req *req);
 void api_versions_show(http_req *req);
@@ -137,15 +138,9 @@ void api_me(http_req *req);
 void api_users_list(http_req *req);
 void api_audit_list(http_req *req);
 
-/* datasets.c, for events.c: 200 with a dataset (ETag from its version). */
-void api_datasets_reply(http_req *req, PGconn *c, const char *project, const char *name);
-
-/* events.c: Azure Event Grid deliveries; a dataset's event_grid_path */
+/* events.c: Azure Event Grid deliveries */
 void api_events_azure(http_req *req);
 void api_events_azure_options(http_req *req);
-void api_datasets_update(http_req *req);
-/* 0 when path may be a dataset's event_grid_path here, else 1 with the reason in why. */
-int api_events_path_problem(http_req *req, const char *path, char *why, size_t cap);
 
 /* webhooks.c: outbound webhooks per project and their delivery log */
 void api_webhooks_create(http_req *req);
