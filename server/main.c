@@ -349,6 +349,14 @@ out:
     return rc;
 }
 
+/* What `roastery worker` answers on ROASTERY_WORKER_LISTEN: the API's own probes and metrics,
+ * handed to ops/worker.c (which answers /readyz 503 first while its workers are not alive). */
+static const http_route worker_probes[] = {
+    {"GET", "/healthz", api_healthz, HTTP_PUBLIC},
+    {"GET", "/readyz", api_readyz, HTTP_PUBLIC},
+    {"GET", "/metrics", api_metrics, HTTP_PUBLIC},
+};
+
 static int cmd_worker(runtime *rt, sigset_t *set)
 {
     if (open_artifacts(rt) || open_database(rt))
@@ -357,7 +365,8 @@ static int cmd_worker(runtime *rt, sigset_t *set)
         return 1;
     worker_http *wh = NULL;
     if (rt->cfg.worker_listen &&
-        !(wh = worker_http_start(rt->cfg.worker_listen, rt->conninfo, &rt->cfg))) {
+        !(wh = worker_http_start(rt->cfg.worker_listen, worker_probes, ARRAY_SIZE(worker_probes),
+                                 rt->conninfo, &rt->cfg))) {
         fprintf(stderr, "roastery: cannot listen on ROASTERY_WORKER_LISTEN=%s\n",
                 rt->cfg.worker_listen);
         return 1;

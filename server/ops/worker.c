@@ -1,7 +1,6 @@
 /* Worker pool. A notification only says "look now"; workers always re-query,
  * so a lost NOTIFY costs at most one poll interval. */
 #include "ops/worker.h"
-#include "api.h"
 #include "http/app.h"
 #include "db/db.h"
 #include "http/http.h"
@@ -199,16 +198,19 @@ int worker_pool_alive(worker_pool *wp, int *threads, int *busy)
 /* ---------------------------------------------------------------- probe listener */
 
 struct worker_http {
-    app_ctx app;          /* first: api/health.c's handlers read http_app() as an app_ctx */
+    app_ctx app;          /* first: the handed handlers read http_app() as an app_ctx */
     pthread_mutex_t lock; /* guards wp */
     worker_pool *wp;
     db_pool *pool;
     http_server *srv;
 };
 
-/* Readiness of a worker: its threads first, then api/health.c's database and migrations. */
-static void worker_readyz(http_req *req)
+/* Readiness of a worker: its threads first, then the handed /readyz (main.c: api/health.c's
+ * database and migrations). Non-zero when it answered 503. */
+static int worker_before(http_req *req, const http_route *route)
 {
+    if (strcmp(route->path, "/readyz"))
+        return 0;
     worker_http *wh = http_app(req);
     int threads = 0, busy = 0;
     pthread_mutex_lock(&wh->lock);
@@ -219,18 +221,13 @@ static void worker_readyz(http_req *req)
         http_problem(req, 503, "workers-not-running", "Workers not running", NULL, "%s",
                      threads ? "a worker thread or the lease heartbeat has stopped"
                              : "the workers are starting or stopping");
-        return;
+        return 1;
     }
-    api_readyz(req);
+    return 0;
 }
 
-static const http_route worker_routes[] = {
-    {"GET", "/healthz", api_healthz, HTTP_PUBLIC},
-    {"GET", "/readyz", worker_readyz, HTTP_PUBLIC},
-    {"GET", "/metrics", api_metrics, HTTP_PUBLIC},
-};
-
-worker_http *worker_http_start(const char *listen, const char *conninfo, const config *cfg)
+worker_http *worker_http_start(const char *listen, const http_route *routes, size_t nroutes,
+                               const char *conninfo, const config *cfg)
 {
     worker_http *wh = xcalloc(1, sizeof *wh);
     pthread_mutex_init(&wh->lock, NULL);
@@ -241,8 +238,9 @@ worker_http *worker_http_start(const char *listen, const char *conninfo, const c
     http_options ho = {.listen = listen,
                        .threads = 4, /* a keep-alive scraper holds one */
                        .max_body_bytes = 1024,
-                       .app = &wh->app};
-    wh->srv = http_server_start(&ho, worker_routes, sizeof worker_routes / sizeof worker_routes[0]);
+                       .app = &wh->app,
+                       .before = worker_before};
+    wh->srv = http_server_start(&ho, routes, nroutes);
     if (!wh->srv) {
         worker_http_stop(wh);
         return NULL;

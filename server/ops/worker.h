@@ -6,6 +6,7 @@
 #define ROASTERY_WORKER_H
 
 #include "core/config.h"
+#include "http/http.h"
 
 typedef struct worker_pool worker_pool;
 
@@ -23,12 +24,13 @@ int worker_pool_alive(worker_pool *wp, int *threads, int *busy);
 /* The optional probe listener of `roastery worker` (ROASTERY_WORKER_LISTEN). */
 typedef struct worker_http worker_http;
 
-/* Serves, on listen (host:port, borrowed), GET /healthz (the process answers), /readyz (the
- * workers are alive, the database is reachable and at this binary's migrations; 503 otherwise)
- * and /metrics (Prometheus text, as serve's: the ARM and Blob counters of this process), through
- * server/http.c and api/health.c, with a pool of 2 database connections. /readyz answers 503
- * until worker_http_attach. new: stop with worker_http_stop; NULL when it cannot listen. */
-worker_http *worker_http_start(const char *listen, const char *conninfo, const config *cfg);
+/* Serves routes (borrowed: must outlive the listener; main.c hands api/health.c's GET /healthz,
+ * /readyz and /metrics) on listen (host:port, borrowed) through http/http.c, with a pool of 2
+ * database connections and an app_ctx for the handlers. /readyz answers 503 first while the
+ * workers are not alive, and until worker_http_attach. new: stop with worker_http_stop; NULL
+ * when it cannot listen. */
+worker_http *worker_http_start(const char *listen, const http_route *routes, size_t nroutes,
+                               const char *conninfo, const config *cfg);
 /* Points /readyz at wp (borrowed), or at nothing (NULL: 503) before wp is stopped. */
 void worker_http_attach(worker_http *wh, worker_pool *wp);
 /* Stops answering and frees wh. NULL-safe. */
