@@ -3,6 +3,7 @@
 #include "azure/aad_credential.h"
 #include "identity/access.h"
 #include "forecasts/accuracy.h"
+#include "forecasts/actuals_load.h"
 #include "api.h"
 #include "http/app.h"
 #include "identity/auth.h"
@@ -10,6 +11,7 @@
 #include "compute/compute_ops.h"
 #include "core/config.h"
 #include "artifacts/artifacts.h"
+#include "datasets/azure_publish.h"
 #include "datasets/ingest_op.h"
 #include "db/db.h"
 #include "demo/demo.h"
@@ -126,6 +128,16 @@ static int open_database(runtime *rt)
     return rc;
 }
 
+/* What a dataset version sets off once dataset.ingest has recorded it ready, in this order:
+ * forecasting takes its daily sales as actuals; retraining queues the drift check against the
+ * production model's training data (also when the actuals must be retried); Azure ML gets it as
+ * a data asset. */
+static const ingest_op_reaction version_ready[] = {
+    {.react = actuals_load_on_version},
+    {.react = retrain_on_version, .always = 1},
+    {.react = azure_publish_on_version},
+};
+
 /* Opens the artifact store: ROASTERY_ARTIFACTS, else file://<data dir>/artifacts.
  * Registers the operations that need it. */
 static int open_artifacts(runtime *rt)
@@ -154,6 +166,7 @@ static int open_artifacts(runtime *rt)
     else {
         azure_exec_init(&rt->cfg, rt->artifacts);
         ingest_op_register(rt->artifacts);
+        ingest_op_set_reactions(version_ready, ARRAY_SIZE(version_ready));
         run_train_register(&rt->cfg, rt->artifacts);
         promotion_ops_register(&rt->cfg, rt->artifacts);
         forecast_ops_register(&rt->cfg, rt->artifacts);

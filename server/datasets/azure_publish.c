@@ -68,3 +68,8 @@ ops_result azure_publish_version(ops_ctx *ctx, const char *project, const char *
     free(j.key);
     return r;
 }
+
+ops_result azure_publish_on_version(ops_ctx *ctx, const ingest_op_version *v)
+{
+    return azure_publish_version(ctx, v->project, v->dataset, v->number);
+}

@@ -4,6 +4,7 @@
 #ifndef ROASTERY_AZURE_PUBLISH_H
 #define ROASTERY_AZURE_PUBLISH_H
 
+#include "datasets/ingest_op.h"
 #include "ops/ops.h"
 
 /* "azureml:<project>-<dataset>:<number>", what a job input names. new: free(). */
@@ -14,5 +15,9 @@ char *azure_publish_asset_id(const char *project, const char *dataset, const cha
  * datastore is not sent again and the asset PUT is create-or-update. */
 ops_result azure_publish_version(ops_ctx *ctx, const char *project, const char *dataset,
                                  const char *number);
+
+/* azure_publish_version as the reaction to a version dataset.ingest recorded ready
+ * (datasets/ingest_op.h). */
+ops_result azure_publish_on_version(ops_ctx *ctx, const ingest_op_version *v);
 
 #endif

@@ -2,12 +2,9 @@
  * (+ quarantine) into deterministic keys, so a retry after a crash rewrites
  * the same files; "record" stores the results in one transaction. */
 #include "datasets/ingest_op.h"
-#include "forecasts/actuals_load.h"
-#include "datasets/azure_publish.h"
 #include "db/db.h"
 #include "datasets/ingest.h"
 #include "datasets/profile.h"
-#include "retraining/retrain.h"
 #include "core/log.h"
 #include "ops/ops.h"
 #include "lib/util.h"
@@ -349,17 +346,22 @@ static ops_result step_record(ops_ctx *ctx, json_t *request, json_t **response, 
     return out;
 }
 
-static ops_result step_actuals(ops_ctx *ctx, json_t *request, json_t **response, void *arg)
+static const ingest_op_reaction *reactions;
+static size_t nreactions;
+
+/* The reactions to a version recorded ready (ingest_op_set_reactions), in order. */
+static ops_result react(ops_ctx *ctx, const char *id, const version_info *vi)
 {
-    (void)request;
-    version_info *v = ((step_arg *)arg)->v;
-    int rc = actuals_load_version(ops_conn(ctx), store, v->project, v->dataset, v->number,
-                                  response);
-    if (rc == RST_OK)
-        return OPS_DONE;
-    ops_set_error(ctx, rc == RST_EDB ? "database" : "artifacts_unavailable",
-                  "cannot take the version's daily sales as actuals");
-    return OPS_RETRY;
+    ingest_op_version v = {id, vi->project, vi->dataset, vi->number, store};
+    ops_result r = OPS_DONE;
+    for (size_t i = 0; i < nreactions; i++) {
+        if (r != OPS_DONE && !reactions[i].always)
+            continue;
+        ops_result rr = reactions[i].react(ctx, &v);
+        if (rr != OPS_DONE)
+            r = rr;
+    }
+    return r;
 }
 
 static ops_result handle(ops_ctx *ctx)
@@ -385,20 +387,11 @@ static ops_result handle(ops_ctx *ctx)
     if (r == OPS_DONE)
         r = ops_step(ctx, "record", "local", "record version results", result, step_record, &a,
                      NULL);
-    /* Once recorded the version is ours whatever Azure says: a failure to
-     * publish it fails the operation, not the version. */
+    /* Once recorded the version is ours whatever its reactions say: a failure
+     * of one (e.g. to publish it to Azure) fails the operation, not the version. */
     int recorded = r == OPS_DONE;
-    if (r == OPS_DONE && !json_is_true(json_object_get(result, "rejected")))
-        r = ops_step(ctx, "actuals", "local", "take the daily sales as actuals of the forecasts",
-                     NULL, step_actuals, &a, NULL);
-    /* A new ready version is compared with the production model's training data. */
-    if (recorded && !json_is_true(json_object_get(result, "rejected")) &&
-        retrain_drift_enqueue(ops_conn(ctx), id) != RST_OK) {
-        ops_set_error(ctx, "database", "cannot queue the drift check");
-        r = OPS_RETRY;
-    }
-    if (r == OPS_DONE && !json_is_true(json_object_get(result, "rejected")))
-        r = azure_publish_version(ctx, v.project, v.dataset, v.number);
+    if (recorded && !json_is_true(json_object_get(result, "rejected")))
+        r = react(ctx, id, &v);
     if (r == OPS_DONE)
         ops_set_output(ctx, json_pack("{s:s, s:O?}", "version_id", id, "rows_accepted",
                                       json_object_get(result, "rows_accepted")));
@@ -409,6 +402,12 @@ static ops_result handle(ops_ctx *ctx)
                         1, (const char *[]){id}, NULL));
     free(v.raw_key);
     return r;
+}
+
+void ingest_op_set_reactions(const ingest_op_reaction *list, size_t n)
+{
+    reactions = list;
+    nreactions = n;
 }
 
 void ingest_op_register(artifact_store *s)

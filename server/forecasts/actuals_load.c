@@ -199,3 +199,24 @@ int actuals_load_version(PGconn *c, artifact_store *store, const char *project,
                          (json_int_t)taken, "from", from);
     return RST_OK;
 }
+
+/* ---- the reaction to a new dataset version (step_actuals: from datasets/ingest_op.c) */
+
+static ops_result step_actuals(ops_ctx *ctx, json_t *request, json_t **response, void *arg)
+{
+    (void)request;
+    const ingest_op_version *v = arg;
+    int rc =
+        actuals_load_version(ops_conn(ctx), v->store, v->project, v->dataset, v->number, response);
+    if (rc == RST_OK)
+        return OPS_DONE;
+    ops_set_error(ctx, rc == RST_EDB ? "database" : "artifacts_unavailable",
+                  "cannot take the version's daily sales as actuals");
+    return OPS_RETRY;
+}
+
+ops_result actuals_load_on_version(ops_ctx *ctx, const ingest_op_version *v)
+{
+    return ops_step(ctx, "actuals", "local", "take the daily sales as actuals of the forecasts",
+                    NULL, step_actuals, (void *)v, NULL);
+}

@@ -5,6 +5,8 @@
 #define ROASTERY_ACTUALS_LOAD_H
 
 #include "artifacts/artifacts.h"
+#include "datasets/ingest_op.h"
+#include "ops/ops.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -14,5 +16,10 @@
  * *summary (new) gets {rows_read, rows_taken, from}. RST_OK, RST_EIO (artifact), RST_EDB. */
 int actuals_load_version(PGconn *c, artifact_store *store, const char *project,
                          const char *dataset, const char *number, json_t **summary);
+
+/* The reaction of forecasting to a version dataset.ingest recorded ready (datasets/ingest_op.h):
+ * the step "actuals" of the operation runs actuals_load_version on it. OPS_DONE, or OPS_RETRY
+ * when the database or the artifact store failed. */
+ops_result actuals_load_on_version(ops_ctx *ctx, const ingest_op_version *v);
 
 #endif

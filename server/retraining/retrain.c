@@ -306,6 +306,16 @@ int retrain_drift_enqueue(PGconn *c, const char *version_id)
     return rc;
 }
 
+ops_result retrain_on_version(ops_ctx *ctx, const ingest_op_version *v)
+{
+    /* A new ready version is compared with the production model's training data. */
+    if (retrain_drift_enqueue(ops_conn(ctx), v->id) != RST_OK) {
+        ops_set_error(ctx, "database", "cannot queue the drift check");
+        return OPS_RETRY;
+    }
+    return OPS_DONE;
+}
+
 typedef struct {
     char project[80], dataset[80], version_id[40];
     int number;

@@ -18,6 +18,8 @@
 #include <stdint.h>
 
 #include "artifacts/artifacts.h"
+#include "datasets/ingest_op.h"
+#include "ops/ops.h"
 
 /* Registers drift.check, retrain.start, retrain.finish and the scheduler.
  * store is borrowed and must outlive the workers. */
@@ -56,6 +58,10 @@ int retrain_schedule_next(const char *cron, const char *tz, int64_t after, int64
  * caller's transaction when one is open. RST_OK (also when nothing was due)
  * or RST_EDB. */
 int retrain_drift_enqueue(PGconn *c, const char *version_id);
+
+/* The reaction of retraining to a version dataset.ingest recorded ready (datasets/ingest_op.h):
+ * retrain_drift_enqueue in the operation. OPS_DONE, or OPS_RETRY when the database failed. */
+ops_result retrain_on_version(ops_ctx *ctx, const ingest_op_version *v);
 
 /* One scheduler pass (what the periodic function runs): claims due policies
  * with FOR UPDATE SKIP LOCKED, moves next_fire_at on and fires them. Returns
