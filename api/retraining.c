@@ -116,7 +116,10 @@ static int boolean(validator *v, json_t *body, const char *field, int required, 
     return 1;
 }
 
-/* PUT: the whole policy. Read-only members sent back from a GET are ignored. */
+/* PUT: the whole policy. Read-only members sent back from a GET are ignored.
+ * size: each member checked where it is read, then one transaction (lock, If-Match, the
+ * auto-promotion grant rule, upsert, audit); route-declared access (review 2026-12 §6.3) and a
+ * request-scoped connection will shorten it. */
 void api_retraining_policy_put(http_req *req)
 {
     caller *who = access_caller(req);

@@ -2,7 +2,9 @@
  * HMAC-SHA256 over the canonical string-to-sign of x-ms-version 2021-08-06) or, for an account
  * given without a key, with an Entra ID bearer token for https://storage.azure.com (the process
  * credential of server/azure/aad_credential.c: workload identity or a client secret; bearer tokens
- * need x-ms-version 2017-11-09 or later). Retried on throttling, 5xx and connection errors. */
+ * need x-ms-version 2017-11-09 or later). Retried on throttling, 5xx and connection errors.
+ * size: the client still carries its own transport and retry rule, base64 and XML; those are to
+ * go to azure/http.c (shared with arm.c and aad_credential.c), OpenSSL and libexpat (§5.5). */
 #include "azure/azblob.h"
 #include "azure/aad_credential.h"
 

@@ -277,6 +277,8 @@ static void take_output(buf_t *out, size_t max_out, int *truncated, tf_ring *rin
     ring_write(ring, p, n);
 }
 
+/* size: one spawn, watch and reap of the child with a single release path for its pipes, spawn
+ * attributes, environment and output buffers; helpers would pass all of that state around. */
 int terraform_run(const terraform_options *o, const char *const *args, terraform_result *res)
 {
     assert(o && res);

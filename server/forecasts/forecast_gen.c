@@ -305,7 +305,9 @@ static uint8_t most_frequent(const uint32_t *v)
 }
 
 /* Builds e for history days [base, origin] and future days up to last (all
- * day indexes of h). RST_OK or RST_ENOMEM. */
+ * day indexes of h). RST_OK or RST_ENOMEM.
+ * size: one block per per-day array of the extended data (series, stores, price, promotions,
+ * weather, holidays), in the order of train_data's fields, over the same indexes. */
 static int ext_build(ext_data *e, const train_data *h, const forecast_inputs *in, int32_t base,
                      int32_t origin, int32_t last, forecast_gen_stats *st)
 {
@@ -501,6 +503,8 @@ static char *csv_field_of(const char *name)
     return b.data ? b.data : xstrdup("");
 }
 
+/* size: the block loop keeps the check of our tree evaluator against XGBoost (the first block
+ * whole, a sample of every other) beside the fallback it triggers; nine buffers, one release. */
 int forecast_gen_run(forecast_gen_model *m, const train_data *h, const forecast_inputs *in,
                      const forecast_gen_options *o, forecast_gen_sink sink, void *arg,
                      forecast_gen_stats *stats, char *err, size_t errlen)

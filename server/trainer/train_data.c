@@ -1,7 +1,9 @@
 /* Sales CSV -> dense daily series. One streaming pass parses and hashes the
  * file and keeps each row as a 20-byte record; the dense arrays are sized once
  * the date range is known, then filled and completed (prices carried, store
- * and city fallbacks, the holiday calendar). */
+ * and city fallbacks, the holiday calendar).
+ * size: the loader (parallel split, canonical fast path) and the dense build in one file; the
+ * loader is to become trainer/train_data_load.c (review 2026-12 §3.7). */
 #include "trainer/train_data.h"
 
 #include "lib/csv.h"
@@ -848,6 +850,8 @@ static void fill_holidays(train_data *d, const uint8_t *tri)
     free(cal);
 }
 
+/* size: the dense build from the parsed rows: the series order, then each per-series and per-day
+ * array with its votes; fifteen temporary arrays allocated and released on one path. */
 static int build(loader *L, train_data *d, char *err, size_t errlen)
 {
     int rc = RST_OK;
@@ -1059,6 +1063,8 @@ static void loader_init(loader *L, volatile sig_atomic_t *stop, char *err, size_
     L->errlen = errlen;
 }
 
+/* size: open, then the parallel split of a mapped file or the streaming fallback, hashing the
+ * same bytes; one release path. */
 int train_data_load(const char *path, const train_data_options *o, train_data **out, char *err,
                     size_t errlen)
 {

@@ -1,7 +1,9 @@
 /* roastery train: arguments, the phases (load, features, train, backtest,
  * write), rolling origins, the baselines beside the model, the outputs and
  * the exit statuses. The pieces live in train_data, train_features,
- * train_xgb, train_baselines, train_metrics and train_report. */
+ * train_xgb, train_baselines, train_metrics and train_report.
+ * size: the command and both its modes; score mode is to become trainer/trainer_score.c, the
+ * argument parsing getopt_long (review 2026-12 §3.7). */
 #include "trainer/trainer.h"
 
 #include "trainer/train_params.h"
@@ -726,6 +728,8 @@ static int load_data(const options *o, train_data **d, int *status)
 
 /* ---- train mode -------------------------------------------------------------------------- */
 
+/* size: the phases of a training in order (load, features, train, backtest, write), each
+ * reported as it starts and ends; what a phase does lives in train_*.c. */
 static int train_mode(const options *o)
 {
     int status = TRAINER_EXIT_FAILED, rc;
@@ -935,6 +939,8 @@ static json_t *load_json(const char *dir, const char *name, char *err, size_t er
     return j;
 }
 
+/* size: the phases of scoring a saved model in order (load, features, backtest, write), each
+ * reported as it starts and ends; what a phase does lives in train_*.c. */
 static int score_mode(options *o)
 {
     int status = TRAINER_EXIT_FAILED, rc;
