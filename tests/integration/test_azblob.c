@@ -1,11 +1,11 @@
 /* artifacts against a real Blob service: starts Azurite on a free loopback
- * port, runs the same cases as tests/unit/test_artifacts.c on an azblob://
+ * port, runs the same cases as tests/unit/artifacts/test_artifacts.c on an azblob://
  * store, then what only Azure has: block boundaries, List paging, ETags,
  * authorization failures and retries (against a scripted fake server).
  * Skipped (77) when Azurite or node is missing, unless ROASTERY_REQUIRE_AZURITE=1
  * (then that is a failure, so a CI without Azurite cannot pass quietly). */
 #define ARTIFACTS_CASES_ONLY
-#include "../unit/test_artifacts.c"
+#include "../unit/artifacts/test_artifacts.c"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
