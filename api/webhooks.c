@@ -1,5 +1,6 @@
 /* Outbound webhooks of a project: subscriptions (owners and admins manage them, members
- * read them), their delivery log, and a ping. Deliveries themselves are server/webhooks.c. */
+ * read them), their delivery log, and a ping. Deliveries themselves are
+ * server/events/webhooks.c. */
 #include "api.h"
 #include "http/app.h"
 #include "identity/policy.h"

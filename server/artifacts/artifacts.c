@@ -1,6 +1,6 @@
 /* The artifact store: key rules, hashing and streaming shared by both
  * backends, the file backend (atomic rename in a directory tree) and the
- * azblob backend's buffering on top of server/azblob.c. */
+ * azblob backend's buffering on top of server/azure/azblob.c. */
 #include "artifacts/artifacts.h"
 
 #include <curl/curl.h>

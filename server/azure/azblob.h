@@ -1,7 +1,7 @@
 /* A small Azure Blob Storage client for one container: the REST calls the
  * artifact store needs, signed with Shared Key or with Entra ID bearer tokens, retried with
  * backoff. It knows
- * nothing about keys or streaming; server/artifacts.c builds those on top. */
+ * nothing about keys or streaming; server/artifacts/artifacts.c builds those on top. */
 #ifndef ROASTERY_AZBLOB_H
 #define ROASTERY_AZBLOB_H
 

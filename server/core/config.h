@@ -68,7 +68,7 @@ typedef struct {
     char *trainer_image;
     int azureml_poll_seconds;
 
-    /* the browser portal (server/portal.c); no secrets: config.json shows these */
+    /* the browser portal (server/http/portal.c); no secrets: config.json shows these */
     char *portal_dir;        /* built files; NULL = the build tree's portal */
     char *aad_spa_client_id; /* the portal's public client; NULL = the audience's client id */
     char *aad_spa_scopes;    /* scopes it asks for; NULL = <api:// audience>/<required scope> */

@@ -347,7 +347,7 @@ static void loader_free(loader *L)
 
 /* ---- the canonical fast path ------------------------------------------------------- */
 
-/* The canonical file (server/ingest.c writes it: SALES_CANONICAL_HEADER, one
+/* The canonical file (server/datasets/ingest.c writes it: SALES_CANONICAL_HEADER, one
  * unquoted line per row, canonical spellings) is most of what the trainer and
  * `roastery forecast` read, and the general CSV parser and the sales schema
  * cost about 0.5 us per row. Lines of a file whose header is the canonical

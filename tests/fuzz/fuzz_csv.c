@@ -1,7 +1,7 @@
 /* libFuzzer harness for the CSV parser (not built by CMake).
  *
  *   clang -g -O1 -std=c17 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
- *         -Iserver tests/fuzz/fuzz_csv.c server/csv.c server/util.c -o build/fuzz_csv
+ *         -Iserver tests/fuzz/fuzz_csv.c server/lib/csv.c server/lib/util.c -o build/fuzz_csv
  *   mkdir -p build/fuzz_csv_corpus && build/fuzz_csv -max_total_time=60 build/fuzz_csv_corpus
  *
  * Besides memory errors it checks properties: the same input cut into random

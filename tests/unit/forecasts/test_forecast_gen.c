@@ -885,7 +885,7 @@ static void assert_same_data(const train_data *a, const train_data *b)
     assert_memory_equal(a->holiday_last, b->holiday_last, S);
 }
 
-/* new: the generated history rewritten as the canonical file (server/ingest.c's
+/* new: the generated history rewritten as the canonical file (server/datasets/ingest.c's
  * column order), keeping its first ncols columns. */
 static char *canonical(int ncols, size_t *len)
 {

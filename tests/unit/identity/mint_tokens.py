@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Tokens for tests/unit/test_auth.c, minted by an implementation other than
+"""Tokens for tests/unit/identity/test_auth.c, minted by an implementation other than
 ours (PyJWT + cryptography, Debian's python3-jwt and python3-cryptography).
 
   mint_tokens.py all DIR          keys, JWKS documents and one DIR/<case>.jwt per case
