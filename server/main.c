@@ -13,6 +13,7 @@
 #include "artifacts/artifacts.h"
 #include "datasets/azure_publish.h"
 #include "datasets/ingest_op.h"
+#include "datasets/version_ready.h"
 #include "db/db.h"
 #include "demo/demo.h"
 #include "identity/devissuer.h"
@@ -132,7 +133,7 @@ static int open_database(runtime *rt)
  * forecasting takes its daily sales as actuals; retraining queues the drift check against the
  * production model's training data (also when the actuals must be retried); Azure ML gets it as
  * a data asset. */
-static const ingest_op_reaction version_ready[] = {
+static const version_ready_reaction version_ready_reactions[] = {
     {.react = actuals_load_on_version},
     {.react = retrain_on_version, .always = 1},
     {.react = azure_publish_on_version},
@@ -166,7 +167,7 @@ static int open_artifacts(runtime *rt)
     else {
         azure_exec_init(&rt->cfg, rt->artifacts);
         ingest_op_register(rt->artifacts);
-        ingest_op_set_reactions(version_ready, ARRAY_SIZE(version_ready));
+        version_ready_subscribe(version_ready_reactions, ARRAY_SIZE(version_ready_reactions));
         run_train_register(&rt->cfg, rt->artifacts);
         promotion_ops_register(&rt->cfg, rt->artifacts);
         forecast_ops_register(&rt->cfg, rt->artifacts);

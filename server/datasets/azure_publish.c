@@ -69,7 +69,7 @@ ops_result azure_publish_version(ops_ctx *ctx, const char *project, const char *
     return r;
 }
 
-ops_result azure_publish_on_version(ops_ctx *ctx, const ingest_op_version *v)
+ops_result azure_publish_on_version(ops_ctx *ctx, const version_ready *v)
 {
     return azure_publish_version(ctx, v->project, v->dataset, v->number);
 }

@@ -4,7 +4,7 @@
 #ifndef ROASTERY_AZURE_PUBLISH_H
 #define ROASTERY_AZURE_PUBLISH_H
 
-#include "datasets/ingest_op.h"
+#include "datasets/version_ready.h"
 #include "ops/ops.h"
 
 /* "azureml:<project>-<dataset>:<number>", what a job input names. new: free(). */
@@ -17,7 +17,7 @@ ops_result azure_publish_version(ops_ctx *ctx, const char *project, const char *
                                  const char *number);
 
 /* azure_publish_version as the reaction to a version dataset.ingest recorded ready
- * (datasets/ingest_op.h). */
-ops_result azure_publish_on_version(ops_ctx *ctx, const ingest_op_version *v);
+ * (datasets/version_ready.h). */
+ops_result azure_publish_on_version(ops_ctx *ctx, const version_ready *v);
 
 #endif

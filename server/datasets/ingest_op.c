@@ -2,6 +2,7 @@
  * (+ quarantine) into deterministic keys, so a retry after a crash rewrites
  * the same files; "record" stores the results in one transaction. */
 #include "datasets/ingest_op.h"
+#include "datasets/version_ready.h"
 #include "db/db.h"
 #include "datasets/ingest.h"
 #include "datasets/profile.h"
@@ -346,24 +347,6 @@ static ops_result step_record(ops_ctx *ctx, json_t *request, json_t **response, 
     return out;
 }
 
-static const ingest_op_reaction *reactions;
-static size_t nreactions;
-
-/* The reactions to a version recorded ready (ingest_op_set_reactions), in order. */
-static ops_result react(ops_ctx *ctx, const char *id, const version_info *vi)
-{
-    ingest_op_version v = {id, vi->project, vi->dataset, vi->number, store};
-    ops_result r = OPS_DONE;
-    for (size_t i = 0; i < nreactions; i++) {
-        if (r != OPS_DONE && !reactions[i].always)
-            continue;
-        ops_result rr = reactions[i].react(ctx, &v);
-        if (rr != OPS_DONE)
-            r = rr;
-    }
-    return r;
-}
-
 static ops_result handle(ops_ctx *ctx)
 {
     const char *id = json_string_value(json_object_get(ops_input(ctx), "version_id"));
@@ -390,8 +373,10 @@ static ops_result handle(ops_ctx *ctx)
     /* Once recorded the version is ours whatever its reactions say: a failure
      * of one (e.g. to publish it to Azure) fails the operation, not the version. */
     int recorded = r == OPS_DONE;
-    if (recorded && !json_is_true(json_object_get(result, "rejected")))
-        r = react(ctx, id, &v);
+    if (recorded && !json_is_true(json_object_get(result, "rejected"))) {
+        version_ready ready = {id, v.project, v.dataset, v.number, store};
+        r = version_ready_emit(ctx, &ready); /* main.c's list: datasets/version_ready.h */
+    }
     if (r == OPS_DONE)
         ops_set_output(ctx, json_pack("{s:s, s:O?}", "version_id", id, "rows_accepted",
                                       json_object_get(result, "rows_accepted")));
@@ -402,12 +387,6 @@ static ops_result handle(ops_ctx *ctx)
                         1, (const char *[]){id}, NULL));
     free(v.raw_key);
     return r;
-}
-
-void ingest_op_set_reactions(const ingest_op_reaction *list, size_t n)
-{
-    reactions = list;
-    nreactions = n;
 }
 
 void ingest_op_register(artifact_store *s)

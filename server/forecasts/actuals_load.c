@@ -205,7 +205,7 @@ int actuals_load_version(PGconn *c, artifact_store *store, const char *project,
 static ops_result step_actuals(ops_ctx *ctx, json_t *request, json_t **response, void *arg)
 {
     (void)request;
-    const ingest_op_version *v = arg;
+    const version_ready *v = arg;
     int rc =
         actuals_load_version(ops_conn(ctx), v->store, v->project, v->dataset, v->number, response);
     if (rc == RST_OK)
@@ -215,7 +215,7 @@ static ops_result step_actuals(ops_ctx *ctx, json_t *request, json_t **response,
     return OPS_RETRY;
 }
 
-ops_result actuals_load_on_version(ops_ctx *ctx, const ingest_op_version *v)
+ops_result actuals_load_on_version(ops_ctx *ctx, const version_ready *v)
 {
     return ops_step(ctx, "actuals", "local", "take the daily sales as actuals of the forecasts",
                     NULL, step_actuals, (void *)v, NULL);

@@ -5,7 +5,7 @@
 #define ROASTERY_ACTUALS_LOAD_H
 
 #include "artifacts/artifacts.h"
-#include "datasets/ingest_op.h"
+#include "datasets/version_ready.h"
 #include "ops/ops.h"
 
 #include <jansson.h>
@@ -17,9 +17,9 @@
 int actuals_load_version(PGconn *c, artifact_store *store, const char *project,
                          const char *dataset, const char *number, json_t **summary);
 
-/* The reaction of forecasting to a version dataset.ingest recorded ready (datasets/ingest_op.h):
- * the step "actuals" of the operation runs actuals_load_version on it. OPS_DONE, or OPS_RETRY
- * when the database or the artifact store failed. */
-ops_result actuals_load_on_version(ops_ctx *ctx, const ingest_op_version *v);
+/* The reaction of forecasting to a version recorded ready (datasets/version_ready.h): the step
+ * "actuals" of the operation runs actuals_load_version on it. OPS_DONE, or OPS_RETRY when the
+ * database or the artifact store failed. */
+ops_result actuals_load_on_version(ops_ctx *ctx, const version_ready *v);
 
 #endif

@@ -306,7 +306,7 @@ int retrain_drift_enqueue(PGconn *c, const char *version_id)
     return rc;
 }
 
-ops_result retrain_on_version(ops_ctx *ctx, const ingest_op_version *v)
+ops_result retrain_on_version(ops_ctx *ctx, const version_ready *v)
 {
     /* A new ready version is compared with the production model's training data. */
     if (retrain_drift_enqueue(ops_conn(ctx), v->id) != RST_OK) {

@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "artifacts/artifacts.h"
-#include "datasets/ingest_op.h"
+#include "datasets/version_ready.h"
 #include "ops/ops.h"
 
 /* Registers drift.check, retrain.start, retrain.finish and the scheduler.
@@ -59,9 +59,9 @@ int retrain_schedule_next(const char *cron, const char *tz, int64_t after, int64
  * or RST_EDB. */
 int retrain_drift_enqueue(PGconn *c, const char *version_id);
 
-/* The reaction of retraining to a version dataset.ingest recorded ready (datasets/ingest_op.h):
+/* The reaction of retraining to a version recorded ready (datasets/version_ready.h):
  * retrain_drift_enqueue in the operation. OPS_DONE, or OPS_RETRY when the database failed. */
-ops_result retrain_on_version(ops_ctx *ctx, const ingest_op_version *v);
+ops_result retrain_on_version(ops_ctx *ctx, const version_ready *v);
 
 /* One scheduler pass (what the periodic function runs): claims due policies
  * with FOR UPDATE SKIP LOCKED, moves next_fire_at on and fires them. Returns
