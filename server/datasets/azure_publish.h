@@ -15,9 +15,7 @@ char *azure_publish_asset_id(const char *project, const char *dataset, const cha
  * datastore is not sent again and the asset PUT is create-or-update. */
 ops_result azure_publish_version(ops_ctx *ctx, const char *project, const char *dataset,
                                  const char *number);
-
-/* azure_publish_version as the reaction to a version dataset.ingest recorded ready
- * (datasets/version_ready.h). */
+/* The same as a reaction to a ready version (datasets/version_ready.h). */
 ops_result azure_publish_on_version(ops_ctx *ctx, const version_ready *v);
 
 #endif
