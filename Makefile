@@ -36,7 +36,7 @@ bench: release
 	bench/ingest
 
 format:
-	clang-format -i server/*.[ch] api/*.[ch] tests/*/*.c
+	clang-format -i $$(git ls-files 'server/*.[ch]' 'api/*.[ch]' 'tests/*.[ch]')
 
 clean:
 	rm -rf build

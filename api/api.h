@@ -6,7 +6,7 @@
 
 #include <libpq-fe.h>
 
-#include "http.h"
+#include "http/http.h"
 
 /* borrowed: a static table; *count receives its length. */
 const http_route *api_routes(size_t *count);
@@ -77,6 +77,7 @@ void api_store_managers_delete(http_req *req);
 void api_datasets_create(http_req *req);
 void api_datasets_list(http_req *req);
 void api_datasets_show(http_req *req);
+void api_datasets_update(http_req *req);
 void api_versions_create(http_req *req);
 void api_versions_list(http_req *req);
 void api_versions_show(http_req *req);
@@ -138,23 +139,9 @@ void api_me(http_req *req);
 void api_users_list(http_req *req);
 void api_audit_list(http_req *req);
 
-/* datasets.c, for events.c: the SHA-256 of a stored artifact, and 200 with a dataset
- * (ETag from its version). */
-typedef struct artifact_store artifact_store;
-int api_datasets_hash_artifact(artifact_store *s, const char *key, char out[65]);
-void api_datasets_reply(http_req *req, PGconn *c, const char *project, const char *name);
-
-/* events.c: Azure Event Grid deliveries; a dataset's event_grid_path */
+/* events.c: Azure Event Grid deliveries */
 void api_events_azure(http_req *req);
 void api_events_azure_options(http_req *req);
-void api_datasets_update(http_req *req);
-/* 0 when path may be a dataset's event_grid_path here, else 1 with the reason in why. */
-int api_events_path_problem(http_req *req, const char *path, char *why, size_t cap);
-/* 0 when project's dataset may claim the well-formed path (policy_event_grid_claim: under
- * the project's own folder, nested with no other dataset's path); else 1, answered (403 as a
- * denial, or 503). */
-int api_events_path_claim(http_req *req, PGconn *c, const char *project, const char *dataset,
-                          const char *path);
 
 /* webhooks.c: outbound webhooks per project and their delivery log */
 void api_webhooks_create(http_req *req);

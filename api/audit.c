@@ -1,7 +1,8 @@
 /* GET /api/v1/audit: the append-only audit log, newest first (admins only). */
 #include "api.h"
-#include "policy.h"
-#include "util.h"
+#include "identity/access.h"
+#include "identity/policy.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 #include <string.h>

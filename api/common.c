@@ -1,8 +1,8 @@
 /* Small pieces every resource handler uses: pooled connections, ETags,
  * page limits. */
 #include "api.h"
-#include "app.h"
-#include "util.h"
+#include "http/app.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -4,13 +4,14 @@
  * and its provisioning operation queued; beyond, it waits for a platform
  * admin who is not the requester. */
 #include "api.h"
-#include "app.h"
-#include "compute_plan.h"
-#include "ops.h"
-#include "policy.h"
-#include "terraform.h"
-#include "util.h"
-#include "validate.h"
+#include "http/app.h"
+#include "compute/compute_plan.h"
+#include "ops/ops.h"
+#include "identity/access.h"
+#include "identity/policy.h"
+#include "exec/terraform.h"
+#include "lib/util.h"
+#include "http/validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>

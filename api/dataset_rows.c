@@ -3,13 +3,14 @@
  * version's artifacts, never PostgreSQL: a version can hold millions of rows
  * and the database keeps only what it must search. */
 #include "api.h"
-#include "app.h"
-#include "artifacts.h"
-#include "csv.h"
-#include "csvout.h"
-#include "policy.h"
-#include "sales.h"
-#include "util.h"
+#include "http/app.h"
+#include "artifacts/artifacts.h"
+#include "lib/csv.h"
+#include "identity/access.h"
+#include "identity/policy.h"
+#include "datasets/sales.h"
+#include "lib/util.h"
+#include "lib/csvout.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,14 +3,15 @@
  * and its ingestion operation are written in one transaction and answered
  * 202 with the operation's URL. */
 #include "api.h"
-#include "app.h"
-#include "artifacts.h"
-#include "ops.h"
-#include "policy.h"
-#include "util.h"
-#include "validate.h"
+#include "http/app.h"
+#include "events/eventgrid.h"
+#include "artifacts/artifacts.h"
+#include "ops/ops.h"
+#include "identity/access.h"
+#include "identity/policy.h"
+#include "lib/util.h"
+#include "http/validate.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,45 @@ static int dataset_access(http_req *req, PGconn *c, policy_action act, const cha
     return policy_answer(req, policy_check(c, access_caller(req), act, project), "datasets");
 }
 
+/* 0 when path may be a dataset's event_grid_path here, else 1 with the reason in why. */
+static int event_grid_path_problem(http_req *req, const char *path, char *why, size_t cap)
+{
+    app_ctx *app = http_app(req);
+    const char *reason = eventgrid_path_check(path);
+    if (reason) {
+        snprintf(why, cap, "%s", reason);
+        return 1;
+    }
+    char have[64], want[64];
+    const char *name;
+    eventgrid_blob_subject(path, want, sizeof want, &name);
+    if (!artifacts_container(app->artifacts, have, sizeof have)) {
+        snprintf(why, cap,
+                 "needs an Azure Blob artifact store (ROASTERY_ARTIFACTS=azblob://...):"
+                 " the server reads new blobs from it");
+        return 1;
+    }
+    if (strcmp(have, want)) {
+        snprintf(why, cap,
+                 "must be in the artifact store's container %s: the server can read no"
+                 " other",
+                 have);
+        return 1;
+    }
+    return 0;
+}
+
+/* 0 when project's dataset may claim the well-formed path (policy_event_grid_claim: under the
+ * project's own folder, nested with no other dataset's path); else 1, answered (403 as a
+ * denial, or 503). */
+static int event_grid_path_claim(http_req *req, PGconn *c, const char *project,
+                                 const char *dataset, const char *path)
+{
+    char why[200] = "";
+    policy_decision d = policy_event_grid_claim(c, project, dataset, path, why, sizeof why);
+    return policy_answer(req, d, why);
+}
+
 void api_datasets_create(http_req *req)
 {
     caller *who = access_caller(req);
@@ -73,14 +113,14 @@ void api_datasets_create(http_req *req)
         v_error(&v, "schema_kind", "must be sales (the only schema so far)");
     const char *eg_path = v_string(&v, body, "event_grid_path", 0, 1100, NULL);
     char why[200];
-    if (eg_path && api_events_path_problem(req, eg_path, why, sizeof why)) /* events.c */
+    if (eg_path && event_grid_path_problem(req, eg_path, why, sizeof why))
         v_error(&v, "event_grid_path", why);
     if (v_finish(&v, req))
         goto out;
     char subject[160];
     snprintf(subject, sizeof subject, "projects/%s/datasets/%s", project, name);
     access_set_subject(req, subject);
-    if (eg_path && api_events_path_claim(req, c, project, name, eg_path)) /* events.c */
+    if (eg_path && event_grid_path_claim(req, c, project, name, eg_path))
         goto out;
     char state[6];
     PGresult *r = db_exec(c,
@@ -235,30 +275,6 @@ void api_versions_profile(http_req *req)
 }
 
 /* ---- upload ----------------------------------------------------------- */
-
-/* SHA-256 (hex) of a stored artifact, streamed. */
-static int hash_artifact(artifact_store *s, const char *key, char out[65])
-{
-    artifact_reader *r = NULL;
-    int rc = artifacts_reader_open(s, key, 0, 0, &r);
-    if (rc)
-        return rc;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    char *chunk = xmalloc(65536);
-    size_t got = 0;
-    while ((rc = artifacts_reader_read(r, chunk, 65536, &got)) == RST_OK && got)
-        EVP_DigestUpdate(md, chunk, got);
-    unsigned char digest[32];
-    unsigned int dlen = 0;
-    EVP_DigestFinal_ex(md, digest, &dlen);
-    for (int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", digest[i]);
-    EVP_MD_CTX_free(md);
-    free(chunk);
-    artifacts_reader_close(r);
-    return rc;
-}
 
 static int write_to_artifact(void *arg, const void *data, size_t len)
 {
@@ -477,7 +493,7 @@ void api_versions_create(http_req *req)
         }
         /* Hash the blob as it is now: the version pins these exact bytes. */
         char sha[65];
-        if (hash_artifact(app->artifacts, key, sha)) {
+        if (artifacts_sha256(app->artifacts, key, sha)) {
             http_problem_unavailable(req);
             goto out;
         }
@@ -496,12 +512,8 @@ out:
     api_release(req, c);
 }
 
-int api_datasets_hash_artifact(artifact_store *s, const char *key, char out[65])
-{
-    return hash_artifact(s, key, out);
-}
-
-void api_datasets_reply(http_req *req, PGconn *c, const char *project, const char *name)
+/* 200 with the dataset (ETag from its version). */
+static void dataset_reply(http_req *req, PGconn *c, const char *project, const char *name)
 {
     PGresult *r = db_exec(c, "SELECT " DATASET_JSON "::text, d.version FROM datasets d"
                              " WHERE d.project_id = $1 AND d.name = $2",
@@ -509,6 +521,82 @@ void api_datasets_reply(http_req *req, PGconn *c, const char *project, const cha
     if (r && PQntuples(r) == 1)
         api_etag(req, PQgetvalue(r, 0, 1));
     reply_one(req, r, "dataset");
+}
+
+/* ---- PATCH /api/v1/projects/{project}/datasets/{dataset} ----------------------------- */
+
+void api_datasets_update(http_req *req)
+{
+    const char *project = http_param(req, "project");
+    const char *name = http_param(req, "dataset");
+    json_t *body = NULL;
+    PGconn *c = api_conn(req);
+    if (!c)
+        return;
+    char subject[160];
+    snprintf(subject, sizeof subject, "projects/%s/datasets/%s", project, name);
+    access_set_subject(req, subject);
+    if (policy_answer(req, policy_check(c, access_caller(req), ACT_DATASET_WRITE, project),
+                      "datasets") ||
+        http_read_json(req, &body))
+        goto out;
+    validator v;
+    v_init(&v);
+    static const char *const allowed[] = {"description", "event_grid_path", NULL};
+    v_only(&v, body, allowed);
+    const char *desc = v_string(&v, body, "description", 0, 2000, NULL);
+    json_t *pj = json_object_get(body, "event_grid_path");
+    int set_path = pj != NULL;
+    const char *path = NULL;
+    if (pj && !json_is_null(pj)) {
+        path = v_string(&v, body, "event_grid_path", 1, 1100, NULL);
+        char why[200];
+        if (path && event_grid_path_problem(req, path, why, sizeof why))
+            v_error(&v, "event_grid_path", why);
+    }
+    if (v_finish(&v, req))
+        goto out;
+    PGresult *r = db_exec(c, "SELECT version FROM datasets WHERE project_id = $1 AND name = $2", 2,
+                          (const char *[]){project, name}, NULL);
+    if (!r) {
+        http_problem_unavailable(req);
+        goto out;
+    }
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        http_problem(req, 404, "not-found", "Not found", NULL, "no dataset %s in %s", name,
+                     project);
+        goto out;
+    }
+    char version[24];
+    snprintf(version, sizeof version, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (api_if_match_fails(req, version) ||
+        (path && event_grid_path_claim(req, c, project, name, path)))
+        goto out;
+    char state[6] = "";
+    r = db_exec(c,
+                "UPDATE datasets SET description = coalesce($3, description),"
+                " event_grid_path = CASE WHEN $4::boolean THEN $5 ELSE event_grid_path END,"
+                " version = version + 1, updated_at = now()"
+                " WHERE project_id = $1 AND name = $2 AND version = $6::int RETURNING 1",
+                6, (const char *[]){project, name, desc, set_path ? "t" : "f", path, version},
+                state);
+    if (!r && !strcmp(state, "23505")) {
+        http_problem(req, 409, "conflict", "Path taken", NULL,
+                     "another dataset already has this event_grid_path");
+    } else if (!r) {
+        http_problem_unavailable(req);
+    } else if (PQntuples(r) == 0) {
+        http_problem(req, 412, "precondition-failed", "Precondition failed", NULL,
+                     "the dataset changed while you updated it; read it again");
+    } else {
+        dataset_reply(req, c, project, name);
+    }
+    PQclear(r);
+out:
+    api_release(req, c);
+    json_decref(body);
 }
 
 /* ---- downloads -------------------------------------------------------- */

@@ -2,13 +2,13 @@
  * endpoint and a sign-in page for the demo. Tokens minted here are checked
  * by exactly the same verifier as Azure AD's. Only requests addressed to a loopback
  * name are answered (DNS rebinding), and every mint is audited. */
-#include "access.h"
+#include "identity/access.h"
 #include "api.h"
-#include "app.h"
-#include "auth.h"
-#include "devissuer.h"
-#include "util.h"
-#include "validate.h"
+#include "http/app.h"
+#include "identity/auth.h"
+#include "identity/devissuer.h"
+#include "lib/util.h"
+#include "http/validate.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

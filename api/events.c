@@ -1,6 +1,6 @@
 /* POST /api/v1/events/azure: the Azure Event Grid webhook (Event Grid and CloudEvents 1.0
- * schemas), and PATCH of a dataset's event_grid_path, the container folder whose new blobs
- * become its versions.
+ * schemas). A dataset's event_grid_path, the container folder whose new blobs become its
+ * versions, is set with the dataset (api/datasets.c).
  *
  * Answers, chosen for Event Grid's retry rules (it never retries 400, 401, 403 and 413, and
  * dead-letters them when a dead-letter destination is set; everything else is retried with
@@ -13,76 +13,20 @@
  *        store's container, or gone): retried, since a configuration fix makes it succeed
  *   503  the database is unavailable: retried */
 #include "api.h"
-#include "app.h"
-#include "access.h"
-#include "artifacts.h"
-#include "eventgrid.h"
-#include "log.h"
-#include "ops.h"
-#include "policy.h"
-#include "util.h"
-#include "validate.h"
+#include "http/app.h"
+#include "identity/access.h"
+#include "artifacts/artifacts.h"
+#include "events/eventgrid.h"
+#include "core/log.h"
+#include "ops/ops.h"
+#include "identity/policy.h"
+#include "lib/util.h"
+#include "http/validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* ---- configuration views ------------------------------------------------------- */
-
-/* The artifact store's Azure Blob container into buf; 0 when the store is not azblob. */
-static int artifact_container(artifact_store *s, char *buf, size_t cap)
-{
-    char *uri = artifacts_uri(s, "k");
-    int ok = 0;
-    if (uri && !strncmp(uri, "azblob://", 9)) {
-        const char *c = uri + 9;
-        const char *slash = strchr(c, '/');
-        size_t n = slash ? (size_t)(slash - c) : strlen(c);
-        if (n < cap) {
-            memcpy(buf, c, n);
-            buf[n] = '\0';
-            ok = 1;
-        }
-    }
-    free(uri);
-    return ok;
-}
-
-int api_events_path_problem(http_req *req, const char *path, char *why, size_t cap)
-{
-    app_ctx *app = http_app(req);
-    const char *reason = eventgrid_path_check(path);
-    if (reason) {
-        snprintf(why, cap, "%s", reason);
-        return 1;
-    }
-    char have[64], want[64];
-    const char *name;
-    eventgrid_blob_subject(path, want, sizeof want, &name);
-    if (!artifact_container(app->artifacts, have, sizeof have)) {
-        snprintf(why, cap,
-                 "needs an Azure Blob artifact store (ROASTERY_ARTIFACTS=azblob://...):"
-                 " the server reads new blobs from it");
-        return 1;
-    }
-    if (strcmp(have, want)) {
-        snprintf(why, cap,
-                 "must be in the artifact store's container %s: the server can read no"
-                 " other",
-                 have);
-        return 1;
-    }
-    return 0;
-}
-
-int api_events_path_claim(http_req *req, PGconn *c, const char *project, const char *dataset,
-                          const char *path)
-{
-    char why[200] = "";
-    policy_decision d = policy_event_grid_claim(c, project, dataset, path, why, sizeof why);
-    return policy_answer(req, d, why);
-}
 
 /* ---- authentication -------------------------------------------------------------- */
 
@@ -258,7 +202,7 @@ static json_t *register_version(handler_ctx *h, const eventgrid_event *e, const 
         return NULL;
     }
     char sha[65];
-    if (rc || api_datasets_hash_artifact(app->artifacts, key, sha)) {
+    if (rc || artifacts_sha256(app->artifacts, key, sha)) {
         http_problem(h->req, 503, "unavailable", "Artifact store unavailable", NULL,
                      "the blob cannot be read from the artifact store; retry later");
         h->status = 503;
@@ -415,7 +359,7 @@ static json_t *handle_blob(handler_ctx *h, const eventgrid_event *e)
     char container[64], have[64];
     const char *key;
     eventgrid_blob_subject(e->subject, container, sizeof container, &key);
-    if (!artifact_container(app->artifacts, have, sizeof have) || strcmp(have, container)) {
+    if (!artifacts_container(app->artifacts, have, sizeof have) || strcmp(have, container)) {
         char why[200];
         snprintf(why, sizeof why,
                  "the blob is in container %s, outside the artifact store the server reads",
@@ -585,80 +529,4 @@ void api_events_azure_options(http_req *req)
     http_add_header(req, "WebHook-Allowed-Origin", origin);
     http_add_header(req, "WebHook-Allowed-Rate", "*");
     http_reply_empty(req, 200);
-}
-
-/* ---- PATCH /api/v1/projects/{project}/datasets/{dataset} ----------------------------- */
-
-void api_datasets_update(http_req *req)
-{
-    const char *project = http_param(req, "project");
-    const char *name = http_param(req, "dataset");
-    json_t *body = NULL;
-    PGconn *c = api_conn(req);
-    if (!c)
-        return;
-    char subject[160];
-    snprintf(subject, sizeof subject, "projects/%s/datasets/%s", project, name);
-    access_set_subject(req, subject);
-    if (policy_answer(req, policy_check(c, access_caller(req), ACT_DATASET_WRITE, project),
-                      "datasets") ||
-        http_read_json(req, &body))
-        goto out;
-    validator v;
-    v_init(&v);
-    static const char *const allowed[] = {"description", "event_grid_path", NULL};
-    v_only(&v, body, allowed);
-    const char *desc = v_string(&v, body, "description", 0, 2000, NULL);
-    json_t *pj = json_object_get(body, "event_grid_path");
-    int set_path = pj != NULL;
-    const char *path = NULL;
-    if (pj && !json_is_null(pj)) {
-        path = v_string(&v, body, "event_grid_path", 1, 1100, NULL);
-        char why[200];
-        if (path && api_events_path_problem(req, path, why, sizeof why))
-            v_error(&v, "event_grid_path", why);
-    }
-    if (v_finish(&v, req))
-        goto out;
-    PGresult *r = db_exec(c, "SELECT version FROM datasets WHERE project_id = $1 AND name = $2", 2,
-                          (const char *[]){project, name}, NULL);
-    if (!r) {
-        http_problem_unavailable(req);
-        goto out;
-    }
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        http_problem(req, 404, "not-found", "Not found", NULL, "no dataset %s in %s", name,
-                     project);
-        goto out;
-    }
-    char version[24];
-    snprintf(version, sizeof version, "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
-    if (api_if_match_fails(req, version) ||
-        (path && api_events_path_claim(req, c, project, name, path)))
-        goto out;
-    char state[6] = "";
-    r = db_exec(c,
-                "UPDATE datasets SET description = coalesce($3, description),"
-                " event_grid_path = CASE WHEN $4::boolean THEN $5 ELSE event_grid_path END,"
-                " version = version + 1, updated_at = now()"
-                " WHERE project_id = $1 AND name = $2 AND version = $6::int RETURNING 1",
-                6, (const char *[]){project, name, desc, set_path ? "t" : "f", path, version},
-                state);
-    if (!r && !strcmp(state, "23505")) {
-        http_problem(req, 409, "conflict", "Path taken", NULL,
-                     "another dataset already has this event_grid_path");
-    } else if (!r) {
-        http_problem_unavailable(req);
-    } else if (PQntuples(r) == 0) {
-        http_problem(req, 412, "precondition-failed", "Precondition failed", NULL,
-                     "the dataset changed while you updated it; read it again");
-    } else {
-        api_datasets_reply(req, c, project, name);
-    }
-    PQclear(r);
-out:
-    api_release(req, c);
-    json_decref(body);
 }

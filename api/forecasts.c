@@ -1,18 +1,20 @@
 /* Forecasts for store managers (served from a hot cache with ETags), their
  * accuracy, actuals, forecast runs, and the known future inputs (planned
- * promotions, weather outlook) that data scientists and admins maintain. */
-#include "access.h"
-#include "accuracy.h"
+ * promotions, weather outlook) that data scientists and admins maintain.
+ * size: six resources of one concern in one file; to be split by resource (store_forecasts,
+ * actuals, forecast_runs, forecast_inputs: review 2026-12 §3.7). */
+#include "identity/access.h"
+#include "forecasts/accuracy.h"
 #include "api.h"
-#include "app.h"
-#include "csvout.h"
-#include "db.h"
-#include "forecast_cache.h"
-#include "forecast_ops.h"
-#include "policy.h"
-#include "sales.h"
-#include "util.h"
-#include "validate.h"
+#include "http/app.h"
+#include "db/db.h"
+#include "forecasts/forecast_cache.h"
+#include "forecasts/forecast_ops.h"
+#include "identity/policy.h"
+#include "datasets/sales.h"
+#include "lib/util.h"
+#include "http/validate.h"
+#include "lib/csvout.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,10 +1,10 @@
 /* Liveness, readiness, metrics and the contract itself. */
 #include "api.h"
-#include "app.h"
-#include "embedded.h"
-#include "metrics.h"
-#include "migrate.h"
-#include "util.h"
+#include "http/app.h"
+#include "core/embedded.h"
+#include "core/metrics.h"
+#include "db/migrate.h"
+#include "lib/util.h"
 
 #include <string.h>
 

@@ -1,6 +1,7 @@
 /* GET /api/v1/me: who the caller is, their roles, projects and stores. */
 #include "api.h"
-#include "policy.h"
+#include "identity/access.h"
+#include "identity/policy.h"
 
 #include <stdio.h>
 

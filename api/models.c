@@ -2,12 +2,13 @@
  * runs, the aliases staging and production, promotions (gated by an
  * operation, approved by a second admin for production) and rollback. */
 #include "api.h"
-#include "app.h"
-#include "model_cache.h"
-#include "ops.h"
-#include "policy.h"
-#include "util.h"
-#include "validate.h"
+#include "http/app.h"
+#include "models/model_cache.h"
+#include "ops/ops.h"
+#include "identity/access.h"
+#include "identity/policy.h"
+#include "lib/util.h"
+#include "http/validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>

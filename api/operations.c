@@ -1,10 +1,11 @@
 /* GET /api/v1/operations[/{id}] and POST .../cancel. The JSON is built by
  * PostgreSQL in one statement, so a read is one round trip and no re-encoding. */
 #include "api.h"
-#include "app.h"
-#include "ops.h"
-#include "policy.h"
-#include "util.h"
+#include "http/app.h"
+#include "ops/ops.h"
+#include "identity/access.h"
+#include "identity/policy.h"
+#include "lib/util.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -1,10 +1,11 @@
 /* The VM price table that compute estimates come from, and the per-family
  * node quotas of projects: read by data scientists, set by admins. */
 #include "api.h"
-#include "app.h"
-#include "policy.h"
-#include "util.h"
-#include "validate.h"
+#include "http/app.h"
+#include "identity/access.h"
+#include "identity/policy.h"
+#include "lib/util.h"
+#include "http/validate.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -2,11 +2,12 @@
  * members. Data scientists create projects and manage members as owners;
  * platform admins set budgets and quotas. */
 #include "api.h"
-#include "app.h"
-#include "forecast_cache.h"
-#include "policy.h"
-#include "util.h"
-#include "validate.h"
+#include "http/app.h"
+#include "identity/access.h"
+#include "identity/policy.h"
+#include "lib/util.h"
+#include "http/validate.h"
+#include "forecasts/forecast_cache.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -2,11 +2,12 @@
  * where, whether its promotions skip the admin's approval), manual triggers,
  * the retrainings they started, and drift reports. */
 #include "api.h"
-#include "app.h"
-#include "policy.h"
-#include "retrain.h"
-#include "util.h"
-#include "validate.h"
+#include "http/app.h"
+#include "identity/access.h"
+#include "identity/policy.h"
+#include "retraining/retrain.h"
+#include "lib/util.h"
+#include "http/validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,7 +117,10 @@ static int boolean(validator *v, json_t *body, const char *field, int required, 
     return 1;
 }
 
-/* PUT: the whole policy. Read-only members sent back from a GET are ignored. */
+/* PUT: the whole policy. Read-only members sent back from a GET are ignored.
+ * size: each member checked where it is read, then one transaction (lock, If-Match, the
+ * auto-promotion grant rule, upsert, audit); route-declared access (review 2026-12 §6.3) and a
+ * request-scoped connection will shorten it. */
 void api_retraining_policy_put(http_req *req)
 {
     caller *who = access_caller(req);

@@ -1,6 +1,6 @@
 /* Every route the server answers. openapi.yaml describes exactly these. */
 #include "api.h"
-#include "portal.h"
+#include "http/portal.h"
 
 static const http_route routes[] = {
     {"GET", "/healthz", api_healthz, HTTP_PUBLIC},
@@ -117,7 +117,7 @@ static const http_route routes[] = {
     {"GET", "/auth/dev/jwks.json", api_dev_jwks, HTTP_PUBLIC},
     {"POST", "/auth/dev/token", api_dev_token, HTTP_PUBLIC},
     {"GET", "/auth/dev/sign-in", api_dev_sign_in, HTTP_PUBLIC},
-    /* The browser portal (server/portal.c): index.html for / and the app's own routes. */
+    /* The browser portal (server/http/portal.c): index.html for / and the app's own routes. */
     {"GET", "/", portal_page, HTTP_PUBLIC},
     {"GET", "/config.json", portal_config, HTTP_PUBLIC},
     {"GET", "/assets/{file}", portal_asset, HTTP_PUBLIC},

@@ -3,15 +3,16 @@
  * a bad request), then watched: state, logs (followed live), metrics and
  * artifacts. */
 #include "api.h"
-#include "app.h"
-#include "artifacts.h"
-#include "ops.h"
-#include "policy.h"
-#include "run_exec.h"
-#include "run_limits.h"
-#include "run_request.h"
-#include "util.h"
-#include "validate.h"
+#include "http/app.h"
+#include "artifacts/artifacts.h"
+#include "ops/ops.h"
+#include "identity/access.h"
+#include "identity/policy.h"
+#include "runs/run_outputs.h"
+#include "trainer/train_params.h"
+#include "runs/run_request.h"
+#include "lib/util.h"
+#include "http/validate.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -337,7 +338,7 @@ static int next_log_bytes(void *arg, char *buf, size_t cap, size_t *got)
             s->next++;
             continue;
         }
-        char *key = run_exec_log_key(s->project, s->id, s->next);
+        char *key = run_outputs_log_key(s->project, s->id, s->next);
         int rc = artifacts_reader_open(s->app->artifacts, key, 0, 0, &s->rd);
         free(key);
         if (rc == RST_OK)

@@ -1,11 +1,12 @@
 /* Stores, the store managers assigned to them and the project that serves each. Admins
  * manage all three; a store manager sees only the stores assigned to them. */
 #include "api.h"
-#include "app.h"
-#include "forecast_cache.h"
-#include "policy.h"
-#include "util.h"
-#include "validate.h"
+#include "http/app.h"
+#include "identity/access.h"
+#include "identity/policy.h"
+#include "lib/util.h"
+#include "http/validate.h"
+#include "forecasts/forecast_cache.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,12 +1,13 @@
 /* Outbound webhooks of a project: subscriptions (owners and admins manage them, members
  * read them; store managers never, as for datasets), their delivery log, and a ping. Deliveries
- * themselves are server/webhooks.c. */
+ * themselves are server/events/webhooks.c. */
 #include "api.h"
-#include "app.h"
-#include "policy.h"
-#include "util.h"
-#include "validate.h"
-#include "webhooks.h"
+#include "http/app.h"
+#include "identity/access.h"
+#include "identity/policy.h"
+#include "lib/util.h"
+#include "http/validate.h"
+#include "events/webhooks.h"
 
 #include <ctype.h>
 #include <stdio.h>

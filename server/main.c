@@ -1,37 +1,41 @@
 /* roastery: the one binary. serve (API + in-process workers), worker,
  * migrate, version. Configuration comes from the environment only. */
-#include "aad_token.h"
-#include "access.h"
-#include "accuracy.h"
+#include "azure/aad_credential.h"
+#include "identity/access.h"
+#include "forecasts/accuracy.h"
+#include "forecasts/actuals_load.h"
 #include "api.h"
-#include "app.h"
-#include "auth.h"
-#include "azure_exec.h"
-#include "compute_ops.h"
-#include "config.h"
-#include "artifacts.h"
-#include "dataset_ingest.h"
-#include "db.h"
-#include "demo.h"
-#include "devissuer.h"
-#include "embedded.h"
-#include "forecast_cache.h"
-#include "forecast_cli.h"
-#include "forecast_ops.h"
-#include "http.h"
-#include "log.h"
-#include "metrics.h"
-#include "migrate.h"
-#include "model_cache.h"
-#include "pgembed.h"
-#include "promotion_ops.h"
-#include "retrain.h"
-#include "run_exec.h"
-#include "salesgen.h"
-#include "trainer.h"
-#include "util.h"
-#include "webhooks.h"
-#include "worker.h"
+#include "http/app.h"
+#include "identity/auth.h"
+#include "exec/azure_exec.h"
+#include "compute/compute_ops.h"
+#include "core/config.h"
+#include "artifacts/artifacts.h"
+#include "datasets/azure_publish.h"
+#include "datasets/ingest_op.h"
+#include "datasets/version_ready.h"
+#include "db/db.h"
+#include "demo/demo.h"
+#include "identity/devissuer.h"
+#include "core/embedded.h"
+#include "forecasts/forecast_cache.h"
+#include "forecasts/forecast_cli.h"
+#include "forecasts/forecast_ops.h"
+#include "http/http.h"
+#include "http/conn_limits.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "db/migrate.h"
+#include "models/model_cache.h"
+#include "db/pgembed.h"
+#include "models/promotion_ops.h"
+#include "retraining/retrain.h"
+#include "runs/run_train.h"
+#include "demo/salesgen.h"
+#include "trainer/trainer.h"
+#include "lib/util.h"
+#include "events/webhooks.h"
+#include "ops/worker.h"
 
 #include <civetweb.h>
 #include <curl/curl.h>
@@ -126,6 +130,16 @@ static int open_database(runtime *rt)
     return rc;
 }
 
+/* What a dataset version sets off once dataset.ingest has recorded it ready, in this order:
+ * forecasting takes its daily sales as actuals; retraining queues the drift check against the
+ * production model's training data (also when the actuals must be retried); Azure ML gets it as
+ * a data asset. */
+static const version_ready_reaction version_ready_reactions[] = {
+    {.react = actuals_load_on_version},
+    {.react = retrain_on_version, .always = 1},
+    {.react = azure_publish_on_version},
+};
+
 /* Opens the artifact store: ROASTERY_ARTIFACTS, else file://<data dir>/artifacts.
  * Registers the operations that need it. */
 static int open_artifacts(runtime *rt)
@@ -153,8 +167,9 @@ static int open_artifacts(runtime *rt)
         fprintf(stderr, "roastery: ROASTERY_ARTIFACTS=%s: %s\n", url, err);
     else {
         azure_exec_init(&rt->cfg, rt->artifacts);
-        dataset_ingest_register(rt->artifacts, &rt->cfg);
-        run_exec_register(&rt->cfg, rt->artifacts);
+        ingest_op_register(rt->artifacts, &rt->cfg);
+        version_ready_subscribe(version_ready_reactions, ARRAY_SIZE(version_ready_reactions));
+        run_train_register(&rt->cfg, rt->artifacts);
         promotion_ops_register(&rt->cfg, rt->artifacts);
         forecast_ops_register(&rt->cfg, rt->artifacts);
         accuracy_register();
@@ -192,7 +207,7 @@ static int run_migrations(runtime *rt)
 static void shutdown_runtime(runtime *rt)
 {
     azure_exec_shutdown();
-    aad_default_set(NULL);
+    aad_credential_default_set(NULL);
     forecast_cache_free();
     artifacts_close(rt->artifacts);
     pgembed_stop(rt->pg);
@@ -261,6 +276,15 @@ static auth_verifier *open_verifier(runtime *rt, devissuer **dev)
     return v;
 }
 
+/* What `roastery worker` answers on ROASTERY_WORKER_LISTEN and `roastery serve` on
+ * ROASTERY_PROBE_LISTEN: the API's own probes and metrics, handed to ops/worker.c (which, for a
+ * worker, answers /readyz 503 first while its workers are not alive). */
+static const http_route worker_probes[] = {
+    {"GET", "/healthz", api_healthz, HTTP_PUBLIC},
+    {"GET", "/readyz", api_readyz, HTTP_PUBLIC},
+    {"GET", "/metrics", api_metrics, HTTP_PUBLIC},
+};
+
 static int cmd_serve(runtime *rt, sigset_t *set, int demo)
 {
     if (demo)
@@ -314,7 +338,9 @@ static int cmd_serve(runtime *rt, sigset_t *set, int demo)
                        .trusted_proxies = rt->cfg.trusted_proxies,
                        .limits = &lim};
     if (rt->cfg.probe_listen &&
-        !(probes = worker_http_start_serve(rt->cfg.probe_listen, rt->conninfo, &rt->cfg, pool))) {
+        !(probes = worker_http_start_serve(rt->cfg.probe_listen, worker_probes,
+                                              ARRAY_SIZE(worker_probes), rt->conninfo,
+                                              &rt->cfg, pool))) {
         fprintf(stderr, "roastery: cannot listen on ROASTERY_PROBE_LISTEN=%s\n",
                 rt->cfg.probe_listen);
         goto out;
@@ -355,7 +381,8 @@ static int cmd_worker(runtime *rt, sigset_t *set)
         return 1;
     worker_http *wh = NULL;
     if (rt->cfg.worker_listen &&
-        !(wh = worker_http_start(rt->cfg.worker_listen, rt->conninfo, &rt->cfg))) {
+        !(wh = worker_http_start(rt->cfg.worker_listen, worker_probes, ARRAY_SIZE(worker_probes),
+                                 rt->conninfo, &rt->cfg))) {
         fprintf(stderr, "roastery: cannot listen on ROASTERY_WORKER_LISTEN=%s\n",
                 rt->cfg.worker_listen);
         return 1;
@@ -485,7 +512,7 @@ int main(int argc, char **argv)
     webhooks_register(&rt.cfg);
     json_object_seed(0);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    aad_default_configure(&rt.cfg); /* the Blob client's Entra ID credential */
+    aad_credential_default_configure(&rt.cfg); /* the Blob client's Entra ID credential */
     sigset_t set;
     block_signals(&set);
 

@@ -1,5 +1,5 @@
 # Every output but `deploy` is an environment variable of the server, named
-# as in server/config.c (scripts/lint-deploy checks it): write them to
+# as in server/core/config.c (scripts/lint-deploy checks it): write them to
 # /etc/roastery/env for a VM, or into the overlay's config.yaml for AKS. The
 # three secrets are also in Key Vault, where the pods read them.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""docs/operations.md's configuration reference against server/config.c's table.
+"""docs/operations.md's configuration reference against server/core/config.c's table.
 
 Fails when a variable of the table is not documented, a documented one is not in the table, or a
 documented default differs from the table's. Standard library only.
@@ -64,7 +64,7 @@ def doc_table(path):
 class ConfigReference(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.code = code_table(os.path.join(ROOT, "server", "config.c"))
+        cls.code = code_table(os.path.join(ROOT, "server", "core", "config.c"))
         cls.docs = doc_table(os.path.join(ROOT, "docs", "operations.md"))
 
     def test_table_parsed(self):
@@ -73,11 +73,11 @@ class ConfigReference(unittest.TestCase):
 
     def test_every_variable_documented(self):
         missing = sorted(set(self.code) - set(self.docs))
-        self.assertEqual(missing, [], "in server/config.c but not in docs/operations.md")
+        self.assertEqual(missing, [], "in server/core/config.c but not in docs/operations.md")
 
     def test_nothing_documented_that_does_not_exist(self):
         extra = sorted(set(self.docs) - set(self.code))
-        self.assertEqual(extra, [], "in docs/operations.md but not in server/config.c")
+        self.assertEqual(extra, [], "in docs/operations.md but not in server/core/config.c")
 
     def test_defaults_match(self):
         wrong = {n: (self.docs[n], d) for n, d in self.code.items() if n in self.docs and self.docs[n] != d}

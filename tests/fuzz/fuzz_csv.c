@@ -1,15 +1,15 @@
 /* libFuzzer harness for the CSV parser (not built by CMake).
  *
  *   clang -g -O1 -std=c17 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
- *         -Iserver tests/fuzz/fuzz_csv.c server/csv.c server/util.c -o build/fuzz_csv
+ *         -Iserver tests/fuzz/fuzz_csv.c server/lib/csv.c server/lib/util.c -o build/fuzz_csv
  *   mkdir -p build/fuzz_csv_corpus && build/fuzz_csv -max_total_time=60 build/fuzz_csv_corpus
  *
  * Besides memory errors it checks properties: the same input cut into random
  * chunks gives the same records and the same error; every record's raw text,
  * parsed on its own, gives the same fields; fields are NUL-terminated. The
  * first two bytes pick small limits so the limit paths are reached too. */
-#include "csv.h"
-#include "util.h"
+#include "lib/csv.h"
+#include "lib/util.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -1,8 +1,9 @@
 /* libFuzzer harness for the whole ingestion path (not built by CMake).
  *
  *   clang -g -O1 -std=c17 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Iserver \
- *         tests/fuzz/fuzz_ingest.c server/ingest.c server/sales.c server/profile.c \
- *         server/csv.c server/util.c $(pkg-config --cflags --libs jansson) -lm \
+ *         tests/fuzz/fuzz_ingest.c server/datasets/ingest.c server/datasets/sales.c \
+ *         server/datasets/profile.c server/lib/csv.c server/lib/util.c \
+ *         $(pkg-config --cflags --libs jansson) -lm \
  *         -o build/fuzz_ingest
  *   mkdir -p build/fuzz_ingest_corpus && build/fuzz_ingest -max_total_time=60
  * build/fuzz_ingest_corpus
@@ -12,8 +13,8 @@
  * besides memory errors: the result JSON always serialises with every key
  * present (no string was dropped for invalid UTF-8); the counts add up; and the
  * canonical output, ingested again, is accepted whole and reproduces itself. */
-#include "ingest.h"
-#include "util.h"
+#include "datasets/ingest.h"
+#include "lib/util.h"
 
 #include <stdint.h>
 #include <stdio.h>

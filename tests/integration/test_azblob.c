@@ -1,11 +1,11 @@
 /* artifacts against a real Blob service: starts Azurite on a free loopback
- * port, runs the same cases as tests/unit/test_artifacts.c on an azblob://
+ * port, runs the same cases as tests/unit/artifacts/test_artifacts.c on an azblob://
  * store, then what only Azure has: block boundaries, List paging, ETags,
  * authorization failures and retries (against a scripted fake server).
  * Skipped (77) when Azurite or node is missing, unless ROASTERY_REQUIRE_AZURITE=1
  * (then that is a failure, so a CI without Azurite cannot pass quietly). */
 #define ARTIFACTS_CASES_ONLY
-#include "../unit/test_artifacts.c"
+#include "../unit/artifacts/test_artifacts.c"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -21,7 +21,7 @@
 
 #include <curl/curl.h>
 
-#include "aad_token.h"
+#include "azure/aad_credential.h"
 
 /* Azurite's published development account (not a secret). */
 #define DEV_ACCOUNT "devstoreaccount1"
@@ -557,7 +557,7 @@ static void use_federated_credential(int port, const char *token_file)
     aad_credential *cred = NULL;
     char err[256] = "";
     assert_int_equal(aad_credential_new(&o, &cred, err, sizeof err), RST_OK);
-    aad_default_set(cred);
+    aad_credential_default_set(cred);
     free(authority);
 }
 
@@ -619,7 +619,7 @@ static void test_bearer_token_from_federated_credential(void **state)
         strstr(f.kept[4], "client_assertion=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyb3RhdGVkIn0.c2ln&"));
     assert_non_null(strstr(f.kept[5], "Authorization: Bearer tok-bbbbbbbbbbbbbbbbbbbbbbbbb\r\n"));
     artifacts_close(s);
-    aad_default_set(NULL);
+    aad_credential_default_set(NULL);
     free(conn);
     free(file);
 }
@@ -654,7 +654,7 @@ static void test_bearer_refused_and_misconfigured(void **state)
     assert_int_equal(artifacts_open("azblob://" CONTAINER, conn, &s, err, sizeof err), RST_EINVAL);
     assert_non_null(strstr(err, "https"));
     free(conn);
-    aad_default_set(NULL);
+    aad_credential_default_set(NULL);
     conn = xstrdup("BlobEndpoint=https://acct.blob.core.windows.net;");
     assert_int_equal(artifacts_open("azblob://" CONTAINER, conn, &s, err, sizeof err), RST_EINVAL);
     assert_non_null(strstr(err, "ROASTERY_AZURE_FEDERATED_TOKEN_FILE"));

@@ -25,11 +25,11 @@
 
 #include <openssl/evp.h>
 
-#include "arm.h"
-#include "azureml.h"
-#include "log.h"
-#include "metrics.h"
-#include "util.h"
+#include "azure/arm.h"
+#include "azure/azureml.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "lib/util.h"
 
 #define TENANT "00000000-0000-0000-0000-00000000aaaa"
 #define CLIENT_ID "11111111-2222-3333-4444-555555555555"

@@ -12,8 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "ops.h"
+#include "core/log.h"
+#include "ops/ops.h"
 #include "testdb.h"
 
 static char *conninfo;

@@ -21,8 +21,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "pgembed.h"
-#include "util.h"
+#include "db/pgembed.h"
+#include "lib/util.h"
 
 /* The tests run in order and share one data directory, like restarts of one server. */
 static char tmpdir[] = "/tmp/roastery-pgembed.XXXXXX";

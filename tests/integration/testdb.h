@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "db.h"
-#include "embedded.h"
-#include "migrate.h"
-#include "util.h"
+#include "db/db.h"
+#include "core/embedded.h"
+#include "db/migrate.h"
+#include "lib/util.h"
 
 /* new: caller frees. Exits 77 (skip) when no cluster is configured. */
 static inline char *testdb_create(const char *name)

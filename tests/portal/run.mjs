@@ -109,7 +109,7 @@ async function startServer(name, extraEnv) {
 }
 let BASE = null;
 
-// The dev issuer's oid of a user name (server/devissuer.c: a v4-shaped UUID from SHA-256).
+// The dev issuer's oid of a user name (server/identity/devissuer.c: a v4-shaped UUID from SHA-256).
 function devOid(user) {
   const b = createHash('sha256').update(`roastery-dev-oid:${user}`).digest();
   b[6] = (b[6] & 0x0f) | 0x40;

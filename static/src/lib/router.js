@@ -1,4 +1,4 @@
-// History-API routing. The server answers index.html for every client route (server/portal.c),
+// History-API routing. The server answers index.html for every client route (server/http/portal.c),
 // so deep links and reloads work. Each page may register cleanups (timers) that run when the
 // reader leaves it.
 const routes = [];
